@@ -1,0 +1,100 @@
+// kvpool/options.h: how a pool is configured.
+//
+// Every field states its unit and default. PoolOptions::Validate() is the one
+// place where options are checked; Pool::Open calls it. Options can be built
+// in code or loaded from TOML (see docs/configuration.md for the file format).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <kvpool/model_shape.h>
+#include <kvpool/result.h>
+
+namespace kvpool {
+
+enum class DeviceKind : uint8_t {
+  kDram = 0,          // a host-memory region (one NUMA node, or a configured region)
+  kFilePerChunk = 1,  // one file per chunk in a directory, through the kernel filesystem
+  kExtent = 2,        // raw offsets of one preallocated file or block device, O_DIRECT
+  kSpdk = 3,          // an NVMe namespace through SPDK's user-space driver
+};
+
+// "dram", "file", "extent", "spdk".
+std::string_view DeviceKindName(DeviceKind kind);
+Result<DeviceKind> ParseDeviceKind(std::string_view name);
+
+struct DeviceOptions {
+  // Unique name used in stats and on-device identity. Default: "<kind><index>".
+  std::string name;
+  DeviceKind kind = DeviceKind::kDram;
+  // kFilePerChunk: a directory (created if missing). kExtent: a file (created
+  // and preallocated if missing) or a block device. Unused for kDram.
+  std::string path;
+  // Bytes this device may hold. Required (> 0), a multiple of 4096.
+  uint64_t capacity_bytes = 0;
+  // Read bandwidth in GiB/s used for placement. Default: 0 = measure with a
+  // short probe at open (cached in PoolOptions::state_dir).
+  double bandwidth_gibps = 0;
+  // Worker threads driving this device. Default: 1.
+  uint32_t io_threads = 1;
+  // Segments in flight per worker thread. Default: 32.
+  uint32_t queue_depth = 32;
+
+  // kDram: NUMA node to bind the region to. Default: -1 = no binding.
+  int numa_node = -1;
+  // kDram: back the region with 2 MiB huge pages (falls back to THP advice
+  // with a warning when none are reserved). Default: false.
+  bool huge_pages = false;
+  // kFilePerChunk: open files with O_DIRECT; Open fails naming the path when
+  // the filesystem refuses it. Default: false (buffered, as today's systems).
+  bool direct_io = false;
+  // kExtent: I/O engine, "uring" (io_uring, registered buffers and file) or
+  // "psync" (pread/pwrite workers, still O_DIRECT). Default: "uring".
+  std::string engine = "uring";
+  // kExtent: use an SQPOLL kernel thread. Costs a core. Default: false.
+  bool sqpoll = false;
+  // kExtent: erase a superblock that belongs to another pool or geometry
+  // instead of failing. Default: false (data is never touched silently).
+  bool reformat = false;
+  // kSpdk: SPDK transport ID, e.g. "trtype:TCP traddr:127.0.0.1 trsvcid:4420 subnqn:...".
+  std::string transport;
+
+  // Emulation for tests and benchmarks: limit this device's bandwidth to this
+  // many GiB/s (reads and writes). Default: 0 = unthrottled.
+  double throttle_gibps = 0;
+};
+
+struct PoolOptions {
+  ModelShape shape;
+  std::vector<DeviceOptions> devices;
+  // Directory for the pool's state (bandwidth probe cache, default extent
+  // files). Default: "" = keep no state (probes are not cached).
+  std::string state_dir;
+  // Tenant isolation: mixed into the namespace by callers through Namespace::Make.
+  // Default: "".
+  std::string tenant_salt;
+  // Most segment writes queued or in flight at once across the pool; Offload
+  // blocks the caller while the queue is full (backpressure). Default: 4096.
+  uint32_t max_pending_writes = 4096;
+  // Eviction watermarks as fractions of each device's capacity: above `high`
+  // least-recently-used prefix tails are evicted until usage is below `low`.
+  // Defaults: 0.95 and 0.85.
+  double high_watermark = 0.95;
+  double low_watermark = 0.85;
+  // Size of the bandwidth probe per device in MiB. Default: 64.
+  uint32_t probe_mib = 64;
+
+  // OK, or InvalidArgument naming the field (e.g. "devices[1].capacity_bytes").
+  Status Validate() const;
+};
+
+// Parses TOML text; `origin` names the source in errors (a path, "<default>").
+// Unknown keys are errors, so a typo never silently becomes a default.
+Result<PoolOptions> ParsePoolOptions(std::string_view toml_text, std::string_view origin);
+// Reads and parses a TOML file; errors name the path.
+Result<PoolOptions> LoadPoolOptions(const std::string& path);
+
+}  // namespace kvpool

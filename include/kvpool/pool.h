@@ -1,0 +1,170 @@
+// kvpool/pool.h: one logical KV-cache pool over every DRAM region and SSD.
+//
+// A Pool owns its devices and one global lookup table (GLT) mapping each
+// (chunk, layer) segment to (device, slot, checksum). Offload spreads a
+// batch's segments over devices in proportion to their read bandwidth;
+// Retrieve reads a prefix from all devices at once and reports each layer as
+// soon as it has landed.
+//
+// Thread-safety: every method of Pool may be called from any thread
+// concurrently. Callbacks run on kvpool's internal threads.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <kvpool/keys.h>
+#include <kvpool/options.h>
+#include <kvpool/result.h>
+
+namespace kvpool {
+
+// Where the segments of a run of chunks live in caller memory. Segment
+// (chunk c, layer l) occupies ModelShape::SegmentPayloadBytes() bytes at
+//   layer_base[l] + (c - first_chunk) * chunk_stride
+// For O_DIRECT devices the fast path needs 4096-byte aligned segments;
+// unaligned buffers are served through a bounce copy.
+template <typename Byte>
+struct KvBufferT {
+  std::vector<Byte*> layer_base;  // one per layer
+  size_t chunk_stride = 0;        // bytes between consecutive chunks of a layer
+  size_t first_chunk = 0;         // chunk index held at layer_base[l]
+
+  Byte* Segment(size_t chunk, uint32_t layer) const {
+    return layer_base[layer] + (chunk - first_chunk) * chunk_stride;
+  }
+};
+using KvBuffer = KvBufferT<std::byte>;
+using ConstKvBuffer = KvBufferT<const std::byte>;
+
+// Called once per layer, in increasing layer order, when every segment of that
+// layer has landed (or failed). `valid_chunks` is the number of leading chunks
+// whose segments were verified in every layer announced so far; it never
+// grows from one call to the next. Only the final count returned by
+// RetrieveHandle::Wait() is authoritative: a failure in a later layer can
+// shrink it. Runs on an internal thread; must not block or call back into
+// the pool's Retrieve/Offload.
+using LayerReadyFn = std::function<void(uint32_t layer, size_t valid_chunks)>;
+
+namespace internal {
+struct RetrieveState;
+struct OffloadState;
+}  // namespace internal
+
+class RetrieveHandle {
+ public:
+  RetrieveHandle() = default;
+  explicit RetrieveHandle(std::shared_ptr<internal::RetrieveState> state);
+  // Blocks until every read finished. Returns the number of leading chunks
+  // delivered byte-exact to the destination; chunks past it are a miss and
+  // their destination bytes are unspecified.
+  Result<size_t> Wait();
+  bool Done() const;
+  // Seconds this request spent between submission and its last completion.
+  double ElapsedSeconds() const;
+
+ private:
+  std::shared_ptr<internal::RetrieveState> state_;
+};
+
+class OffloadHandle {
+ public:
+  OffloadHandle() = default;
+  explicit OffloadHandle(std::shared_ptr<internal::OffloadState> state);
+  // Blocks until every segment of the request is written or failed. Returns
+  // the number of chunks newly stored (chunks already present are skipped).
+  // Errors: NoSpace when nothing fit, IOError when a device failed.
+  Result<size_t> Wait();
+  bool Done() const;
+
+ private:
+  std::shared_ptr<internal::OffloadState> state_;
+};
+
+struct DeviceStats {
+  std::string name;
+  std::string kind;
+  double bandwidth_gibps = 0;    // weight used for placement
+  bool bandwidth_probed = false;  // measured at open (true) or configured
+  bool in_placement = true;       // false once the device was taken out for errors
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t segments = 0;
+  uint64_t reads = 0;
+  uint64_t writes = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  double busy_seconds = 0;  // wall time with at least one operation in flight
+  uint64_t errors = 0;      // I/O errors and checksum mismatches
+  uint64_t evicted_segments = 0;
+};
+
+struct PoolStats {
+  std::vector<DeviceStats> devices;
+  uint64_t chunks = 0;             // chunks visible to Lookup
+  uint64_t segments = 0;
+  uint64_t glt_bytes = 0;          // memory of the lookup table
+  double glt_bytes_per_segment = 0;
+  uint64_t lookups = 0;
+  uint64_t hit_chunks = 0;
+  uint64_t retrieved_chunks = 0;
+  uint64_t miss_chunks_on_error = 0;  // chunks dropped from a retrieval by errors
+  uint64_t offloaded_chunks = 0;
+  uint64_t evicted_chunks = 0;
+  uint64_t offload_rejected_chunks = 0;  // no space even after eviction
+  uint64_t recovered_chunks = 0;         // rebuilt from devices at open
+};
+
+class Pool {
+ public:
+  // Opens every device, measures bandwidths that are not configured, and
+  // recovers persistent devices. Errors: InvalidArgument (options, naming the
+  // field), IOError (a device could not be opened; the message names it),
+  // Unsupported (a device kind not built in).
+  static Result<std::unique_ptr<Pool>> Open(const PoolOptions& options);
+
+  virtual ~Pool() = default;
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  virtual const PoolOptions& options() const = 0;
+
+  // Number of leading chunks of `keys` (a chained prefix) fully present.
+  virtual size_t Lookup(std::span<const ChunkKey> keys) = 0;
+
+  // Reads the leading present chunks of `keys` into `destination`.
+  // REQUIRES: destination covers chunks [0, keys.size()) for every layer
+  // (destination.first_chunk == 0) and stays valid until Wait() returns.
+  // `on_layer_ready` may be empty.
+  virtual Result<RetrieveHandle> Retrieve(std::span<const ChunkKey> keys,
+                                          const KvBuffer& destination,
+                                          LayerReadyFn on_layer_ready) = 0;
+
+  // Stores chunks [source.first_chunk, keys.size()) of the chained prefix
+  // `keys` in the background. Chunks already present are skipped. A chunk
+  // becomes visible to Lookup only once all its segments are written. Blocks
+  // while the write queue is full (PoolOptions::max_pending_writes).
+  // REQUIRES: `source` stays valid and unmodified until Wait() returns.
+  virtual Result<OffloadHandle> Offload(std::span<const ChunkKey> keys,
+                                        const ConstKvBuffer& source) = 0;
+
+  // Removes these chunks (and frees their space once no read uses them).
+  // Returns how many were present.
+  virtual size_t Remove(std::span<const ChunkKey> keys) = 0;
+
+  // Blocks until every offload submitted so far finished.
+  virtual void Flush() = 0;
+
+  virtual PoolStats Stats() const = 0;
+
+ protected:
+  Pool() = default;
+};
+
+}  // namespace kvpool

@@ -1,0 +1,200 @@
+// Offload: new chunks of a prefix are placed over the devices by bandwidth
+// and written in the background under a bounded write budget.
+#include <algorithm>
+
+#include "core/pool_impl.h"
+#include "core/requests.h"
+
+namespace kvpool {
+namespace internal {
+
+OffloadState::OffloadState(PoolImpl* p, size_t n)
+    : pool(p), layers(p->layers()), chunks(new Chunk[n]), chunk_count(n), chunks_left(n) {}
+
+void OffloadState::OnIoComplete(SegmentIo& io) {
+  uint32_t layer = static_cast<uint32_t>(io.index / chunk_count);
+  Chunk& chunk = chunks[io.index % chunk_count];
+  if (io.status.ok()) {
+    chunk.record->segment(layer).checksum = io.checksum;
+  } else {
+    chunk.failed.store(true, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(mu);
+    if (error.ok()) error = io.status;
+  }
+  pool->ReleaseWriteBudget(1);
+  if (chunk.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) FinishChunk(chunk);
+}
+
+void OffloadState::FinishChunk(Chunk& chunk) {
+  ChunkRef record = std::move(chunk.record);
+  if (chunk.failed.load()) {
+    pool->EraseChunk(record->key, record.get());
+  } else {
+    pool->PublishChunk(record);
+    stored.fetch_add(1, std::memory_order_relaxed);
+  }
+  record.reset();  // the table (or nobody) holds it now
+  if (chunks_left.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
+}
+
+void OffloadState::Complete() {
+  std::shared_ptr<OffloadState> self;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    self = std::move(keep_alive);
+  }
+  cv.notify_all();
+  pool->counters().offloaded_chunks.fetch_add(stored.load(), std::memory_order_relaxed);
+  pool->RequestEnd();
+}
+
+}  // namespace internal
+
+OffloadHandle::OffloadHandle(std::shared_ptr<internal::OffloadState> state)
+    : state_(std::move(state)) {}
+
+Result<size_t> OffloadHandle::Wait() {
+  if (!state_) return Status::InvalidArgument("Wait on an empty OffloadHandle");
+  std::unique_lock<std::mutex> lock(state_->mu);
+  state_->cv.wait(lock, [&] { return state_->done; });
+  size_t stored = state_->stored.load();
+  if (!state_->error.ok() && stored == 0) return state_->error;
+  if (stored == 0 && state_->rejected > 0) {
+    return Status::NoSpace(std::to_string(state_->rejected) +
+                           " chunks found no room on any device, even after eviction");
+  }
+  return stored;
+}
+
+bool OffloadHandle::Done() const {
+  if (!state_) return true;
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->done;
+}
+
+namespace {
+
+Status CheckSource(const ConstKvBuffer& source, size_t keys, uint32_t layers) {
+  if (source.layer_base.size() != layers) {
+    return Status::InvalidArgument("source.layer_base has " +
+                                   std::to_string(source.layer_base.size()) +
+                                   " layers, the model has " + std::to_string(layers));
+  }
+  if (source.first_chunk > keys) {
+    return Status::InvalidArgument("source.first_chunk " + std::to_string(source.first_chunk) +
+                                   " is past the last key (" + std::to_string(keys) + ")");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+// Builds the write ops of one offload and hands them to the devices under
+// the pool's write budget.
+class OffloadBuilder {
+ public:
+  OffloadBuilder(PoolImpl* pool, std::span<const ChunkKey> keys, const ConstKvBuffer& source)
+      : pool_(pool), keys_(keys), source_(source), layers_(pool->layers()) {}
+
+  std::shared_ptr<internal::OffloadState> Build() {
+    std::vector<std::pair<ChunkRef, size_t>> fresh = ClaimNewChunks();
+    size_t fit = fresh.size();
+    PoolImpl::Placement placement;
+    if (!fresh.empty()) {
+      placement = pool_->Place(uint64_t{fresh.size()} * layers_);
+      fit = placement.device.size() / layers_;
+    }
+    for (size_t j = fit; j < fresh.size(); ++j) pool_->EraseChunk(fresh[j].first->key, fresh[j].first.get());
+    auto st = std::make_shared<internal::OffloadState>(pool_, fit);
+    st->rejected = fresh.size() - fit;
+    pool_->counters().offload_rejected_chunks.fetch_add(st->rejected, std::memory_order_relaxed);
+    if (fit == 0) {
+      st->done = true;
+      return st;
+    }
+    MakeOps(*st, fresh, placement, fit);
+    return st;
+  }
+
+  void Submit(internal::OffloadState& st) {
+    std::vector<std::vector<SegmentIo*>> batches(pool_->device_count());
+    for (SegmentIo& op : st.ops) {
+      if (!pool_->write_budget_.try_acquire()) {
+        Flush(batches);
+        pool_->write_budget_.acquire();
+      }
+      batches[op.device].push_back(&op);
+    }
+    Flush(batches);
+  }
+
+ private:
+  // Inserts a writing record for every chunk not yet present.
+  std::vector<std::pair<ChunkRef, size_t>> ClaimNewChunks() {
+    std::vector<std::pair<ChunkRef, size_t>> fresh;
+    for (size_t c = source_.first_chunk; c < keys_.size(); ++c) {
+      if (pool_->glt().Find(keys_[c])) continue;
+      ChunkKey parent = c == 0 ? ChunkKey{} : keys_[c - 1];
+      auto rec = std::make_shared<ChunkRecord>(keys_[c], parent, layers_, pool_);
+      if (pool_->glt().InsertIfAbsent(rec)) fresh.emplace_back(std::move(rec), c);
+    }
+    return fresh;
+  }
+
+  void MakeOps(internal::OffloadState& st, std::vector<std::pair<ChunkRef, size_t>>& fresh,
+               PoolImpl::Placement& placement, size_t fit) {
+    std::vector<size_t> cursor(pool_->device_count(), 0);
+    st.ops.resize(fit * layers_);
+    for (size_t j = 0; j < fit; ++j) {
+      st.chunks[j].record = fresh[j].first;
+      st.chunks[j].remaining.store(layers_, std::memory_order_relaxed);
+    }
+    for (uint32_t l = 0; l < layers_; ++l) {
+      for (size_t j = 0; j < fit; ++j) {
+        size_t i = l * fit + j;
+        uint16_t dev = placement.device[i];
+        ChunkRecord& rec = *fresh[j].first;
+        SegmentLoc& loc = rec.segment(l);
+        loc.device = dev;
+        loc.slot = placement.slots[dev][cursor[dev]++];
+        SegmentIo& op = st.ops[i];
+        op.kind = IoKind::kWrite;
+        op.slot = loc.slot;
+        op.device = dev;
+        op.length = pool_->segment_payload();
+        op.buffer = const_cast<std::byte*>(source_.Segment(fresh[j].second, l));
+        op.tag = SegmentTag{rec.key, rec.parent, l, pool_->NextSequence()};
+        op.owner = &st;
+        op.index = static_cast<uint32_t>(i);
+      }
+    }
+    for (size_t j = 0; j < fit; ++j) fresh[j].first->set_placed(layers_);
+  }
+
+  void Flush(std::vector<std::vector<SegmentIo*>>& batches) {
+    for (size_t d = 0; d < batches.size(); ++d) {
+      pool_->runner(static_cast<uint16_t>(d)).Submit(batches[d]);
+      batches[d].clear();
+    }
+  }
+
+  PoolImpl* pool_;
+  std::span<const ChunkKey> keys_;
+  const ConstKvBuffer& source_;
+  uint32_t layers_;
+};
+
+Result<OffloadHandle> PoolImpl::Offload(std::span<const ChunkKey> keys,
+                                        const ConstKvBuffer& source) {
+  KVP_RETURN_IF_ERROR(CheckSource(source, keys.size(), layers()));
+  OffloadBuilder builder(this, keys, source);
+  std::shared_ptr<internal::OffloadState> st = builder.Build();
+  if (st->done) return OffloadHandle(st);
+  RequestBegin();
+  st->keep_alive = st;
+  builder.Submit(*st);
+  return OffloadHandle(st);
+}
+
+}  // namespace kvpool

@@ -1,0 +1,93 @@
+// Rebuilds the GLT from the segments persistent devices found at open.
+// A chunk is usable only when every one of its layers was found; partial
+// chunks (some layers were in DRAM, or a write was torn) give their slots
+// back. When a layer was found twice, the newest sequence number wins.
+#include <unordered_map>
+
+#include "core/pool_impl.h"
+#include "util/log.h"
+
+namespace kvpool {
+namespace {
+
+using Found = RecoveredPart;
+
+struct ChunkParts {
+  ChunkKey parent;
+  uint64_t newest = 0;
+  std::vector<Found> parts;
+};
+
+}  // namespace
+
+ChunkRef PoolImpl::AdoptChunk(const ChunkKey& key, const ChunkKey& parent,
+                              const std::vector<const RecoveredPart*>& by_layer) {
+  auto rec = std::make_shared<ChunkRecord>(key, parent, layers(), this);
+  for (uint32_t l = 0; l < layers(); ++l) {
+    const RecoveredPart& f = *by_layer[l];
+    if (!runners_[f.device]->slots().MarkUsed(f.segment.slot)) {
+      rec->set_placed(l);  // frees the slots marked so far
+      log::Warn("recovery: slot " + std::to_string(f.segment.slot) + " of device '" +
+                runners_[f.device]->device().name() + "' claimed twice; chunk dropped");
+      return nullptr;
+    }
+    rec->segment(l) = {f.segment.slot, f.device, 0, f.segment.checksum};
+  }
+  return rec;
+}
+
+void PoolImpl::Recover() {
+  std::unordered_map<ChunkKey, ChunkParts, ChunkKeyHash> chunks;
+  uint64_t max_sequence = 0;
+  for (auto& r : runners_) {
+    if (!r->device().persistent()) continue;
+    for (RecoveredSegment& s : r->device().TakeRecovered()) {
+      ChunkParts& c = chunks[s.tag.chunk];
+      c.parent = s.tag.parent;
+      c.newest = std::max(c.newest, s.tag.sequence);
+      max_sequence = std::max(max_sequence, s.tag.sequence);
+      c.parts.push_back({r->id(), s});
+    }
+  }
+  const uint32_t layers = this->layers();
+  size_t rebuilt = 0, dropped = 0;
+  for (auto& [key, c] : chunks) {
+    std::vector<const Found*> by_layer(layers, nullptr);
+    for (const Found& f : c.parts) {
+      if (f.segment.tag.layer >= layers || f.segment.length != segment_payload()) continue;
+      const Found*& slot = by_layer[f.segment.tag.layer];
+      if (slot == nullptr || slot->segment.tag.sequence < f.segment.tag.sequence) slot = &f;
+    }
+    bool complete = std::all_of(by_layer.begin(), by_layer.end(), [](auto* f) { return f; });
+    auto rec = complete ? AdoptChunk(key, c.parent, by_layer) : nullptr;
+    for (const Found& f : c.parts) {
+      bool kept = rec && by_layer[f.segment.tag.layer] == &f;
+      if (!kept) runners_[f.device]->device().ReleaseSlot(f.segment.slot);
+    }
+    if (!rec) {
+      ++dropped;
+      continue;
+    }
+    rec->set_placed(layers);
+    rec->last_access.store(c.newest, std::memory_order_relaxed);
+    rec->state.store(ChunkState::kReady, std::memory_order_relaxed);
+    glt_.InsertIfAbsent(rec);
+    ++rebuilt;
+  }
+  std::vector<ChunkKey> parents;
+  glt_.ForEach([&](const ChunkRef& r) {
+    if (!r->parent.IsZero()) parents.push_back(r->parent);
+  });
+  for (const ChunkKey& p : parents) {
+    if (ChunkRef parent = glt_.Find(p)) parent->resident_children.fetch_add(1);
+  }
+  sequence_.store(max_sequence + 1);
+  clock_.store(max_sequence + 1);
+  counters_.recovered_chunks.store(rebuilt);
+  if (rebuilt + dropped > 0) {
+    log::Info("recovered " + std::to_string(rebuilt) + " chunks, dropped " +
+              std::to_string(dropped) + " incomplete ones");
+  }
+}
+
+}  // namespace kvpool

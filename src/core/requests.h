@@ -1,0 +1,85 @@
+// The shared state of one Retrieve or Offload request. A state keeps itself
+// alive (keep_alive) while any of its operations is queued or in flight, so
+// a caller may drop its handle at any time. Before a request completes it
+// drops every chunk reference, and RequestEnd() is the last thing it does
+// with the pool, so a pool can be destroyed once its requests have ended.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <kvpool/pool.h>
+
+#include "core/glt.h"
+#include "tier/device.h"
+#include "util/clock.h"
+
+namespace kvpool {
+class PoolImpl;
+}
+
+namespace kvpool::internal {
+
+struct RetrieveState final : public IoOwner {
+  RetrieveState(PoolImpl* pool, size_t chunks, uint32_t layers, LayerReadyFn on_layer);
+
+  void OnIoComplete(SegmentIo& io) override;
+  // Announces finished layers in order; completes after the last one.
+  void AnnounceLayers();
+  // For a request with no chunk to read: announces every layer with 0.
+  void CompleteEmpty();
+
+  PoolImpl* pool;
+  const size_t chunks;
+  const uint32_t layers;
+  LayerReadyFn on_layer;
+  std::vector<ChunkRef> records;
+  std::vector<SegmentIo> ops;  // layer-major: index = layer * chunks + chunk
+  std::unique_ptr<std::atomic<uint64_t>[]> layer_remaining;
+  std::atomic<size_t> first_bad;
+  std::shared_ptr<RetrieveState> keep_alive;
+  Clock::time_point start = Clock::now();
+
+  std::mutex announce_mu;    // serializes layer callbacks
+  uint32_t next_layer = 0;  // guarded by announce_mu
+  std::mutex mu;            // never held while a callback runs
+  std::condition_variable cv;
+  bool done = false;        // guarded by mu
+  size_t valid = 0;         // guarded by mu
+  Status error;             // guarded by mu: first I/O or checksum error
+  double elapsed = 0;       // guarded by mu
+};
+
+struct OffloadState final : public IoOwner {
+  struct Chunk {
+    ChunkRef record;
+    std::atomic<uint32_t> remaining{0};
+    std::atomic<bool> failed{false};
+  };
+
+  OffloadState(PoolImpl* pool, size_t chunks);
+  void OnIoComplete(SegmentIo& io) override;
+  void FinishChunk(Chunk& chunk);
+  // Marks the request done; `pool_request_open` says whether RequestEnd is due.
+  void Complete();
+
+  PoolImpl* pool;
+  uint32_t layers = 0;
+  std::unique_ptr<Chunk[]> chunks;
+  size_t chunk_count = 0;
+  std::vector<SegmentIo> ops;  // layer-major: index = layer * chunk_count + chunk
+  std::atomic<size_t> chunks_left{0};
+  std::atomic<size_t> stored{0};
+  size_t rejected = 0;  // chunks that found no room
+  std::shared_ptr<OffloadState> keep_alive;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;  // guarded by mu
+  Status error;       // guarded by mu
+};
+
+}  // namespace kvpool::internal

@@ -1,0 +1,127 @@
+// The narrow interface every pool member implements.
+//
+// A Device is a fixed array of equal slots (slot_count() x slot_bytes()), each
+// holding at most one segment payload. The pool decides which slot a segment
+// goes to (core/slot_allocator.h); a device only moves bytes. I/O is issued
+// through an IoQueue, one per worker thread: IoQueue::Execute runs a batch of
+// operations to completion, sets each op's status and never takes a lock that
+// another worker's I/O waits on.
+//
+// Checksums are not the device's business: core/device_runner.cc computes them
+// before writes and verifies them after reads. Persistent devices store the
+// checksum the runner gives them in their slot headers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <kvpool/keys.h>
+#include <kvpool/options.h>
+#include <kvpool/result.h>
+
+namespace kvpool {
+
+// What a stored segment is; persistent devices write it into slot headers.
+struct SegmentTag {
+  ChunkKey chunk;
+  ChunkKey parent;        // zero for a prefix's first chunk
+  uint32_t layer = 0;
+  uint64_t sequence = 0;  // pool-wide write sequence number
+};
+
+enum class IoKind : uint8_t { kRead = 0, kWrite = 1 };
+
+class IoOwner;
+
+// One segment read or write. Lives in the owner's request state until the
+// owner's OnIoComplete has run.
+struct SegmentIo {
+  IoKind kind = IoKind::kRead;
+  uint32_t slot = 0;
+  uint32_t length = 0;         // payload bytes (<= device slot payload)
+  std::byte* buffer = nullptr; // read: destination; write: source, not modified
+  SegmentTag tag;
+  uint64_t checksum = 0;       // write: filled by the runner; read: expected value
+  Status status;               // set by the device (I/O) and the runner (checksum)
+  IoOwner* owner = nullptr;
+  uint32_t index = 0;          // owner's own bookkeeping
+  uint16_t device = 0;
+};
+
+class IoOwner {
+ public:
+  virtual void OnIoComplete(SegmentIo& io) = 0;
+
+ protected:
+  ~IoOwner() = default;
+};
+
+class IoQueue {
+ public:
+  virtual ~IoQueue() = default;
+  // Runs every op to completion and sets op->status. Ops may complete in any
+  // order. Called by one thread at a time.
+  virtual void Execute(std::span<SegmentIo* const> ops) = 0;
+};
+
+// A segment found on a persistent device at open.
+struct RecoveredSegment {
+  SegmentTag tag;
+  uint32_t slot = 0;
+  uint32_t length = 0;
+  uint64_t checksum = 0;
+};
+
+struct DeviceGeometry {
+  uint64_t capacity_bytes = 0;  // usable bytes (slot_count x slot_payload_bytes)
+  uint32_t slot_count = 0;
+  uint32_t slot_payload_bytes = 0;  // largest payload a slot holds
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+
+  const DeviceOptions& options() const { return options_; }
+  const std::string& name() const { return options_.name; }
+  DeviceKind kind() const { return options_.kind; }
+  const DeviceGeometry& geometry() const { return geometry_; }
+
+  // A new queue for one worker thread. Errors name the device.
+  virtual Result<std::unique_ptr<IoQueue>> NewIoQueue() = 0;
+
+  // True when segments survive a restart (recovered through TakeRecovered).
+  virtual bool persistent() const { return false; }
+  // Segments found at open; called once by the pool. Default: none.
+  virtual std::vector<RecoveredSegment> TakeRecovered() { return {}; }
+  // The pool no longer uses `slot`. Persistent devices forget it so that a
+  // restart does not resurrect it. Default: nothing to do.
+  virtual void ReleaseSlot(uint32_t slot) { (void)slot; }
+  // Persist whatever metadata speeds up the next open. Default: nothing.
+  virtual Status Checkpoint() { return Status::OK(); }
+  // Make the next reads cold (drop this device's pages from the page cache)
+  // where that applies. Default: nothing to do.
+  virtual void DropCaches() {}
+  // One line for `kvpool probe` and logs.
+  virtual std::string Describe() const;
+
+ protected:
+  Device(DeviceOptions options, DeviceGeometry geometry)
+      : options_(std::move(options)), geometry_(geometry) {}
+
+  DeviceOptions options_;
+  DeviceGeometry geometry_;
+};
+
+// Opens a device of options.kind for segments of `segment_payload_bytes`.
+// `pool_id` identifies the pool on persistent devices (superblock).
+// Errors: InvalidArgument, IOError, Unsupported; every message names the device.
+Result<std::unique_ptr<Device>> OpenDevice(const DeviceOptions& options,
+                                           uint32_t segment_payload_bytes,
+                                           const ChunkKey& pool_id);
+
+}  // namespace kvpool

@@ -1,0 +1,135 @@
+#include "tier/dram_device.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "config.h"
+#include "util/aligned_buffer.h"
+#include "util/errno_status.h"
+#include "util/log.h"
+
+#if KVPOOL_HAVE_NUMA
+#include <numa.h>
+#endif
+
+namespace kvpool {
+namespace {
+
+constexpr size_t kHugePage = 2u << 20;
+
+class DramQueue final : public IoQueue {
+ public:
+  DramQueue(std::byte* base, size_t slot_bytes) : base_(base), slot_bytes_(slot_bytes) {}
+
+  void Execute(std::span<SegmentIo* const> ops) override {
+    for (SegmentIo* op : ops) {
+      std::byte* slot = base_ + static_cast<size_t>(op->slot) * slot_bytes_;
+      if (op->kind == IoKind::kRead) {
+        std::memcpy(op->buffer, slot, op->length);
+      } else {
+        std::memcpy(slot, op->buffer, op->length);
+      }
+      op->status = Status::OK();
+    }
+  }
+
+ private:
+  std::byte* base_;
+  size_t slot_bytes_;
+};
+
+class DramDevice final : public Device {
+ public:
+  DramDevice(DeviceOptions options, DeviceGeometry geometry, void* base, size_t map_bytes,
+             std::string placement)
+      : Device(std::move(options), geometry),
+        base_(static_cast<std::byte*>(base)),
+        map_bytes_(map_bytes),
+        placement_(std::move(placement)) {}
+  ~DramDevice() override { munmap(base_, map_bytes_); }
+
+  Result<std::unique_ptr<IoQueue>> NewIoQueue() override {
+    return std::unique_ptr<IoQueue>(new DramQueue(base_, geometry_.slot_payload_bytes));
+  }
+
+  std::string Describe() const override {
+    return Device::Describe() + " " + placement_;
+  }
+
+ private:
+  std::byte* base_;
+  size_t map_bytes_;
+  std::string placement_;
+};
+
+// Maps `bytes`, in hugetlb pages when asked and available. Sets `placement`.
+void* MapRegion(const DeviceOptions& options, size_t bytes, std::string* placement) {
+  if (options.huge_pages) {
+    void* p = mmap(nullptr, RoundUp(bytes, kHugePage), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) {
+      *placement = "hugetlb-2MiB";
+      return p;
+    }
+    log::Warn("device '" + options.name +
+              "': no 2 MiB huge pages reserved (vm.nr_hugepages); using transparent huge pages");
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  madvise(p, bytes, MADV_HUGEPAGE);
+  *placement = "4KiB+THP";
+  return p;
+}
+
+Status BindToNode(const DeviceOptions& options, void* p, size_t bytes, std::string* placement) {
+  if (options.numa_node < 0) return Status::OK();
+#if KVPOOL_HAVE_NUMA
+  if (numa_available() < 0 || options.numa_node > numa_max_node()) {
+    return Status::InvalidArgument("device '" + options.name + "': numa_node " +
+                                   std::to_string(options.numa_node) +
+                                   " does not exist on this machine");
+  }
+  numa_tonode_memory(p, bytes, options.numa_node);
+  *placement += " node" + std::to_string(options.numa_node);
+  return Status::OK();
+#else
+  (void)p;
+  (void)bytes;
+  (void)placement;
+  return Status::Unsupported("device '" + options.name +
+                             "': numa_node set but kvpool was built without libnuma");
+#endif
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Device>> OpenDramDevice(const DeviceOptions& options,
+                                               uint32_t segment_payload_bytes) {
+  DeviceGeometry g;
+  g.slot_payload_bytes = static_cast<uint32_t>(RoundUp(segment_payload_bytes, 4096));
+  g.slot_count = static_cast<uint32_t>(options.capacity_bytes / g.slot_payload_bytes);
+  g.capacity_bytes = static_cast<uint64_t>(g.slot_count) * g.slot_payload_bytes;
+  if (g.slot_count == 0) {
+    return Status::InvalidArgument("device '" + options.name + "': capacity_bytes " +
+                                   std::to_string(options.capacity_bytes) +
+                                   " holds no segment of " +
+                                   std::to_string(g.slot_payload_bytes) + " bytes");
+  }
+  std::string placement;
+  void* base = MapRegion(options, g.capacity_bytes, &placement);
+  if (base == nullptr) return ErrnoStatus(errno, "device '" + options.name + "': mmap");
+  Status bound = BindToNode(options, base, g.capacity_bytes, &placement);
+  if (!bound.ok()) {
+    munmap(base, g.capacity_bytes);
+    return bound;
+  }
+  size_t map_bytes = placement.rfind("hugetlb", 0) == 0 ? RoundUp(g.capacity_bytes, kHugePage)
+                                                        : g.capacity_bytes;
+  return std::unique_ptr<Device>(new DramDevice(options, g, base, map_bytes, placement));
+}
+
+}  // namespace kvpool
