@@ -1,1 +1,74 @@
-int main(){}
+// kvpool: the command-line front end.
+//   kvpool bench [pool]   time cold retrieval of a long prefix from the pool
+//   kvpool bench device   extent device vs file-per-chunk vs fio, cold reads
+//   kvpool probe          what the machine offers and what each device does
+//   kvpool config         print the embedded default configuration
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "bench_device.h"
+#include "bench_pool.h"
+#include "config.h"
+#include "default_config.h"
+#include "probe.h"
+
+namespace {
+
+using namespace kvpool::cli;
+
+void AddPoolBench(CLI::App& bench, PoolBenchOptions& o) {
+  bench.add_option("--config", o.config, "pool configuration (TOML); default: embedded");
+  bench.add_option("--state-dir", o.state_dir, "state directory of the default configuration");
+  bench.add_option("--model", o.model, "model preset: llama-3.1-8b, qwen3-30b-a3b, gpt-oss-20b, tiny");
+  bench.add_option("--scale", o.scale, "scale KV bytes per token (0, 1]")->check(CLI::Range(1e-6, 1.0));
+  bench.add_option("--tokens", o.tokens, "prefix length in tokens")->check(CLI::PositiveNumber);
+  bench.add_option("--repeats", o.repeats, "cold retrievals (median reported)")->check(CLI::Range(1, 1000));
+  bench.add_flag("!--no-alone", o.compare_alone, "skip the fastest-device-alone comparison");
+  bench.add_option("--json", o.json, "write results as JSON to this file");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvpool: one KV-cache pool over every DRAM region and SSD", "kvpool"};
+  app.set_version_flag("--version", std::string(KVPOOL_VERSION));
+  app.require_subcommand(1);
+
+  PoolBenchOptions pool_bench;
+  CLI::App* bench = app.add_subcommand("bench", "benchmarks (default: pool)");
+  AddPoolBench(*bench, pool_bench);
+  CLI::App* bench_pool = bench->add_subcommand("pool", "cold retrieval of one long prefix");
+  AddPoolBench(*bench_pool, pool_bench);
+
+  DeviceBenchOptions device_bench;
+  CLI::App* bench_device = bench->add_subcommand("device", "extent vs file-per-chunk vs fio");
+  bench_device->add_option("--dir", device_bench.dir, "directory for the extent file and chunk files");
+  bench_device->add_option("--mib", device_bench.mib, "MiB of data per segment size")->check(CLI::Range(16, 1 << 20));
+  bench_device->add_option("--sizes-kib", device_bench.sizes_kib, "segment sizes in KiB");
+  bench_device->add_option("--depths", device_bench.depths, "queue depths");
+  bench_device->add_option("--engine", device_bench.engine, "extent engine: uring or psync");
+  bench_device->add_flag("--keep", device_bench.keep, "keep the data files");
+  bench_device->add_option("--json", device_bench.json, "write results as JSON to this file");
+
+  ProbeOptions probe;
+  CLI::App* probe_cmd = app.add_subcommand("probe", "machine features and device bandwidths");
+  probe_cmd->add_option("--config", probe.config, "pool configuration (TOML)");
+  probe_cmd->add_option("--state-dir", probe.state_dir, "state directory of the default configuration");
+  probe_cmd->add_option("--mib", probe.probe_mib, "MiB written then read per device")->check(CLI::Range(1, 65536));
+  probe_cmd->add_flag("!--no-measure", probe.measure, "skip device bandwidth measurement");
+  probe_cmd->add_option("--json", probe.json, "write results as JSON to this file");
+
+  std::string state_dir = ".kvpool";
+  CLI::App* config = app.add_subcommand("config", "print the embedded default configuration");
+  config->add_option("--state-dir", state_dir, "state directory to put in it");
+
+  CLI11_PARSE(app, argc, argv);
+  if (bench_device->parsed()) return RunDeviceBench(device_bench);
+  if (bench->parsed()) return RunPoolBench(pool_bench);
+  if (probe_cmd->parsed()) return RunProbe(probe);
+  if (config->parsed()) {
+    std::fputs(DefaultConfigToml(state_dir).c_str(), stdout);
+    return 0;
+  }
+  return 0;
+}

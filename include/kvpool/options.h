@@ -26,6 +26,8 @@ enum class DeviceKind : uint8_t {
 std::string_view DeviceKindName(DeviceKind kind);
 Result<DeviceKind> ParseDeviceKind(std::string_view name);
 
+inline constexpr int kEachNumaNode = -2;
+
 struct DeviceOptions {
   // Unique name used in stats and on-device identity. Default: "<kind><index>".
   std::string name;
@@ -44,6 +46,8 @@ struct DeviceOptions {
   uint32_t queue_depth = 32;
 
   // kDram: NUMA node to bind the region to. Default: -1 = no binding.
+  // kEachNumaNode: one region of `capacity_bytes` per NUMA node, each bound
+  // to its node and named "<name>-node<k>" (one region when there is no NUMA).
   int numa_node = -1;
   // kDram: back the region with 2 MiB huge pages (falls back to THP advice
   // with a warning when none are reserved). Default: false.

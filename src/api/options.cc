@@ -60,6 +60,10 @@ Status ValidateDevice(const DeviceOptions& d, size_t i) {
   }
   if (d.bandwidth_gibps < 0) return Bad(f + ".bandwidth_gibps", "must be >= 0");
   if (d.throttle_gibps < 0) return Bad(f + ".throttle_gibps", "must be >= 0");
+  if (d.numa_node < kEachNumaNode) return Bad(f + ".numa_node", "must be >= 0, -1 or \"each\"");
+  if (d.kind != DeviceKind::kDram && d.numa_node == kEachNumaNode) {
+    return Bad(f + ".numa_node", "\"each\" applies to dram devices only");
+  }
   switch (d.kind) {
     case DeviceKind::kDram: return Status::OK();
     case DeviceKind::kFilePerChunk: return CheckWritablePath(f + ".path", d.path, true);

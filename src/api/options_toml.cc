@@ -124,6 +124,21 @@ Status ReadModel(const toml::table& t, ModelShape* shape) {
   return Status::OK();
 }
 
+Status ReadNumaNode(const toml::table& t, TableReader& r, DeviceOptions* d) {
+  r.Known("numa_node");
+  const toml::node* node = t.get("numa_node");
+  if (node == nullptr) return Status::OK();
+  if (auto s = node->value<std::string>(); s && *s == "each") {
+    d->numa_node = kEachNumaNode;
+    return Status::OK();
+  }
+  if (auto v = node->value<int64_t>(); v && *v >= 0 && *v < 4096) {
+    d->numa_node = static_cast<int>(*v);
+    return Status::OK();
+  }
+  return Status::InvalidArgument(r.Name("numa_node") + " must be a node number or \"each\"");
+}
+
 Status ReadDevice(const toml::table& t, size_t index, DeviceOptions* d) {
   TableReader r(t, "device[" + std::to_string(index) + "]");
   std::string kind;
@@ -138,7 +153,7 @@ Status ReadDevice(const toml::table& t, size_t index, DeviceOptions* d) {
   KVP_RETURN_IF_ERROR(r.Get("bandwidth_gibps", &d->bandwidth_gibps));
   KVP_RETURN_IF_ERROR(r.Get("io_threads", &d->io_threads));
   KVP_RETURN_IF_ERROR(r.Get("queue_depth", &d->queue_depth));
-  KVP_RETURN_IF_ERROR(r.Get("numa_node", &d->numa_node));
+  KVP_RETURN_IF_ERROR(ReadNumaNode(t, r, d));
   KVP_RETURN_IF_ERROR(r.Get("huge_pages", &d->huge_pages));
   KVP_RETURN_IF_ERROR(r.Get("direct_io", &d->direct_io));
   KVP_RETURN_IF_ERROR(r.Get("engine", &d->engine));

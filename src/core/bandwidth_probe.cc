@@ -8,46 +8,13 @@
 
 #include <kvpool/options.h>
 
+#include "core/io_waiter.h"
 #include "util/aligned_buffer.h"
 #include "util/clock.h"
 #include "util/log.h"
 
 namespace kvpool {
 namespace {
-
-// Counts completions of a batch of probe ops.
-class ProbeOwner final : public IoOwner {
- public:
-  void Expect(size_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    left_ = n;
-    error_ = Status::OK();
-  }
-  void OnIoComplete(SegmentIo& io) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!io.status.ok() && error_.ok()) error_ = io.status;
-    if (--left_ == 0) cv_.notify_all();
-  }
-  Status Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return left_ == 0; });
-    return error_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  size_t left_ = 0;
-  Status error_;
-};
-
-Status RunOps(DeviceRunner& runner, ProbeOwner& owner, std::vector<SegmentIo>& ops) {
-  std::vector<SegmentIo*> ptrs;
-  for (SegmentIo& op : ops) ptrs.push_back(&op);
-  owner.Expect(ops.size());
-  runner.Submit(ptrs);
-  return owner.Wait();
-}
 
 std::string CacheKey(const DeviceOptions& d, uint32_t payload) {
   return std::string(DeviceKindName(d.kind)) + "|" + d.name + "|" + d.path + "|" +
@@ -65,7 +32,7 @@ nlohmann::json ReadCache(const std::string& path) {
 
 }  // namespace
 
-Result<double> MeasureReadBandwidth(DeviceRunner& runner, uint32_t payload, uint64_t bytes) {
+Result<ProbeResult> MeasureBandwidth(DeviceRunner& runner, uint32_t payload, uint64_t bytes) {
   uint32_t want = static_cast<uint32_t>(std::max<uint64_t>(4, bytes / payload));
   want = std::min(want, runner.slots().free_slots() / 2);
   if (want == 0) return Status::NoSpace("device '" + runner.device().name() + "' too small to probe");
@@ -75,27 +42,29 @@ Result<double> MeasureReadBandwidth(DeviceRunner& runner, uint32_t payload, uint
   AlignedBuffer data(stride * want);
   for (size_t i = 0; i < data.size(); i += 4096) data.data()[i] = std::byte(i >> 12);
   std::vector<SegmentIo> ops(want);
-  ProbeOwner owner;
+  IoWaiter waiter;
   for (uint32_t i = 0; i < want; ++i) {
     ops[i] = SegmentIo{IoKind::kWrite, slots[i], payload, data.data() + i * stride};
-    ops[i].owner = &owner;  // zero chunk key: recovery ignores probe slots
+    ops[i].tag.layer = i;  // zero chunk key (recovery ignores it); distinct file offsets
   }
-  Status s = RunOps(runner, owner, ops);
-  double gibps = 0;
+  const double gib = double(want) * payload / double(1ull << 30);
+  ProbeResult result;
+  Clock::time_point start = Clock::now();
+  Status s = waiter.Run(runner, ops);
+  result.write_gibps = gib / std::max(SecondsSince(start), 1e-6);
   if (s.ok()) {
     runner.device().DropCaches();
     for (SegmentIo& op : ops) op.kind = IoKind::kRead;
-    Clock::time_point start = Clock::now();
-    s = RunOps(runner, owner, ops);
-    double secs = std::max(SecondsSince(start), 1e-6);
-    gibps = double(want) * payload / secs / double(1ull << 30);
+    start = Clock::now();
+    s = waiter.Run(runner, ops);
+    result.read_gibps = gib / std::max(SecondsSince(start), 1e-6);
   }
   for (uint32_t slot : slots) {
     runner.device().ReleaseSlot(slot);
     runner.slots().Free(slot);
   }
   if (!s.ok()) return s.WithContext("bandwidth probe");
-  return gibps;
+  return result;
 }
 
 Status ProbeBandwidths(std::vector<std::unique_ptr<DeviceRunner>>& runners,
@@ -116,11 +85,12 @@ Status ProbeBandwidths(std::vector<std::unique_ptr<DeviceRunner>>& runners,
       r->set_bandwidth(cache[key].get<double>(), true);
       continue;
     }
-    auto gibps = MeasureReadBandwidth(*r, payload, uint64_t{options.probe_mib} << 20);
-    if (!gibps.ok()) return gibps.status().WithContext("device '" + d.name + "'");
-    r->set_bandwidth(*gibps, true);
-    log::Info("device '" + d.name + "' probed at " + std::to_string(*gibps) + " GiB/s");
-    cache[key] = *gibps;
+    auto probe = MeasureBandwidth(*r, payload, uint64_t{options.probe_mib} << 20);
+    if (!probe.ok()) return probe.status().WithContext("device '" + d.name + "'");
+    r->set_bandwidth(probe->read_gibps, true);
+    log::Info("device '" + d.name + "' probed at " + std::to_string(probe->read_gibps) +
+              " GiB/s");
+    cache[key] = probe->read_gibps;
     dirty = true;
   }
   if (dirty && !cache_path.empty()) {

@@ -18,8 +18,14 @@ struct PoolOptions;
 Status ProbeBandwidths(std::vector<std::unique_ptr<DeviceRunner>>& runners,
                        const PoolOptions& options);
 
-// Measures one device now (no cache). Returns GiB/s of reads.
-Result<double> MeasureReadBandwidth(DeviceRunner& runner, uint32_t segment_payload,
-                                    uint64_t probe_bytes);
+struct ProbeResult {
+  double read_gibps = 0;
+  double write_gibps = 0;
+};
+
+// Measures one device now (no cache): writes then cold reads of
+// `probe_bytes` worth of segments through the device's workers.
+Result<ProbeResult> MeasureBandwidth(DeviceRunner& runner, uint32_t segment_payload,
+                                     uint64_t probe_bytes);
 
 }  // namespace kvpool

@@ -151,6 +151,16 @@ PoolImpl::Placement PoolImpl::Place(uint64_t segments) {
   return p;
 }
 
+void PoolImpl::DropCaches() {
+  for (auto& r : runners_) r->device().DropCaches();
+}
+
+std::vector<std::string> PoolImpl::DescribeDevices() const {
+  std::vector<std::string> out;
+  for (const auto& r : runners_) out.push_back(r->device().Describe());
+  return out;
+}
+
 PoolStats PoolImpl::Stats() const {
   PoolStats s;
   for (const auto& r : runners_) {

@@ -68,6 +68,11 @@ class PoolImpl final : public Pool, public SlotReleaser {
   };
   Counters& counters() { return counters_; }
 
+  // Benchmarks: make the next reads cold on every device (see Device::DropCaches).
+  void DropCaches();
+  // Benchmarks and probe: the device descriptions, in device order.
+  std::vector<std::string> DescribeDevices() const;
+
  private:
   explicit PoolImpl(PoolOptions options);
   Status StartRunners(std::vector<std::unique_ptr<Device>> devices);

@@ -2,15 +2,19 @@
 #include <filesystem>
 
 #include "core/pool_impl.h"
+#include "tier/dram_device.h"
 
 namespace kvpool {
 
 Result<std::unique_ptr<Pool>> Pool::Open(const PoolOptions& input) {
   PoolOptions options = input;
+  std::vector<DeviceOptions> expanded;
   for (size_t i = 0; i < options.devices.size(); ++i) {
-    DeviceOptions& d = options.devices[i];
+    DeviceOptions d = options.devices[i];
     if (d.name.empty()) d.name = std::string(DeviceKindName(d.kind)) + std::to_string(i);
+    for (DeviceOptions& e : ExpandNumaRegions(d)) expanded.push_back(std::move(e));
   }
+  options.devices = std::move(expanded);
   KVP_RETURN_IF_ERROR(options.Validate());
   if (!options.state_dir.empty()) {
     std::error_code ec;

@@ -107,6 +107,27 @@ Status BindToNode(const DeviceOptions& options, void* p, size_t bytes, std::stri
 
 }  // namespace
 
+std::vector<DeviceOptions> ExpandNumaRegions(const DeviceOptions& options) {
+  if (options.kind != DeviceKind::kDram || options.numa_node != kEachNumaNode) return {options};
+  int nodes = 0;
+#if KVPOOL_HAVE_NUMA
+  if (numa_available() >= 0) nodes = numa_max_node() + 1;
+#endif
+  std::vector<DeviceOptions> out;
+  if (nodes == 0) {
+    out.push_back(options);
+    out.back().numa_node = -1;
+    return out;
+  }
+  for (int n = 0; n < nodes; ++n) {
+    DeviceOptions d = options;
+    d.numa_node = n;
+    d.name = options.name + "-node" + std::to_string(n);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 Result<std::unique_ptr<Device>> OpenDramDevice(const DeviceOptions& options,
                                                uint32_t segment_payload_bytes) {
   DeviceGeometry g;

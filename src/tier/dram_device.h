@@ -6,6 +6,11 @@
 
 namespace kvpool {
 
+// Expands a dram device with numa_node == kEachNumaNode into one region per
+// NUMA node (one unbound region when libnuma sees no NUMA); other devices are
+// returned unchanged.
+std::vector<DeviceOptions> ExpandNumaRegions(const DeviceOptions& options);
+
 Result<std::unique_ptr<Device>> OpenDramDevice(const DeviceOptions& options,
                                                uint32_t segment_payload_bytes);
 

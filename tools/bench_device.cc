@@ -1,0 +1,225 @@
+#include "bench_device.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "bench_util.h"
+#include "core/device_runner.h"
+#include "core/io_waiter.h"
+#include "fio.h"
+#include "util/aligned_buffer.h"
+#include "util/clock.h"
+
+namespace kvpool::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Measure {
+  double gibps = 0;
+  double user_per_gib = 0;
+  double sys_per_gib = 0;
+};
+
+// The segments of one size: their payloads, tags and checksums.
+struct Dataset {
+  uint32_t payload = 0;
+  uint32_t count = 0;
+  AlignedBuffer data;
+  std::vector<uint64_t> checksums;
+  std::vector<uint32_t> read_order;  // one shared shuffle
+
+  std::vector<SegmentIo> Ops(IoKind kind, AlignedBuffer* into) const {
+    std::vector<SegmentIo> ops(count);
+    for (uint32_t k = 0; k < count; ++k) {
+      uint32_t i = kind == IoKind::kRead ? read_order[k] : k;
+      SegmentIo& op = ops[k];
+      op.kind = kind;
+      op.slot = i;
+      op.length = payload;
+      op.buffer = (kind == IoKind::kRead ? into->data() : data.data()) + size_t{i} * payload;
+      op.tag.chunk = ChunkKey{payload, i + 1ull};
+      op.checksum = checksums.empty() ? 0 : checksums[i];
+    }
+    return ops;
+  }
+};
+
+Result<std::unique_ptr<DeviceRunner>> OpenRunner(DeviceOptions d, uint32_t payload) {
+  auto dev = OpenDevice(d, payload, ChunkKey{0x6b76, payload});
+  if (!dev.ok()) return dev.status();
+  return DeviceRunner::Start(std::move(dev).value(), 0);
+}
+
+Status WriteAll(DeviceRunner& runner, Dataset& ds) {
+  std::vector<SegmentIo> ops = ds.Ops(IoKind::kWrite, nullptr);
+  IoWaiter waiter;
+  KVP_RETURN_IF_ERROR(waiter.Run(runner, ops));
+  ds.checksums.clear();
+  for (const SegmentIo& op : ops) ds.checksums.push_back(op.checksum);
+  runner.device().Checkpoint().ok();
+  return Status::OK();
+}
+
+// Cold reads of every segment in the shared random order; checksums verified.
+Result<Measure> ReadAll(DeviceRunner& runner, const Dataset& ds) {
+  AlignedBuffer into(size_t{ds.count} * ds.payload);
+  std::vector<SegmentIo> ops = ds.Ops(IoKind::kRead, &into);
+  IoWaiter waiter;
+  CpuTimes cpu0 = CpuTimes::Now();
+  Clock::time_point t = Clock::now();
+  Status s = waiter.Run(runner, ops);
+  double secs = SecondsSince(t);
+  CpuTimes cpu = CpuTimes::Now() - cpu0;
+  if (!s.ok()) return s;
+  double gib = double(ds.count) * ds.payload / double(1ull << 30);
+  return Measure{gib / secs, cpu.user / gib, cpu.system / gib};
+}
+
+struct SizeResult {
+  uint32_t kib;
+  std::vector<uint32_t> depths;
+  std::vector<Measure> extent, files;
+  std::vector<FioResult> fio;
+};
+
+Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::string* cold) {
+  Dataset ds;
+  ds.payload = kib * 1024;
+  ds.count = static_cast<uint32_t>((o.mib << 20) / ds.payload);
+  ds.data = AlignedBuffer(size_t{ds.count} * ds.payload);
+  FillPattern(ds.data.data(), ds.data.size(), kib);
+  ds.read_order.resize(ds.count);
+  for (uint32_t i = 0; i < ds.count; ++i) ds.read_order[i] = i;
+  std::shuffle(ds.read_order.begin(), ds.read_order.end(), std::mt19937(42));
+
+  DeviceOptions ext;
+  ext.name = "extent-" + std::to_string(kib) + "k";
+  ext.kind = DeviceKind::kExtent;
+  ext.path = o.dir + "/bench.extent";
+  ext.capacity_bytes = uint64_t{ds.count} * (ds.payload + 4096);
+  ext.engine = o.engine;
+  ext.reformat = true;
+  ext.queue_depth = 32;
+  DeviceOptions files = ext;
+  files.name = "files-" + std::to_string(kib) + "k";
+  files.kind = DeviceKind::kFilePerChunk;
+  files.path = o.dir + "/files";
+  files.capacity_bytes = uint64_t{ds.count} * ds.payload;
+  files.reformat = false;
+  std::error_code ec;
+  std::filesystem::remove(ext.path, ec);
+
+  SizeResult r{kib, o.depths, {}, {}, {}};
+  auto fr = OpenRunner(files, ds.payload);
+  if (!fr.ok()) return fr.status();
+  {
+    auto er = OpenRunner(ext, ds.payload);
+    if (!er.ok()) return er.status();
+    KVP_RETURN_IF_ERROR(WriteAll(**er, ds));
+  }
+  KVP_RETURN_IF_ERROR(WriteAll(**fr, ds));
+  ext.reformat = false;
+  struct stat st {};
+  ::stat(ext.path.c_str(), &st);
+  for (uint32_t qd : o.depths) {
+    ext.queue_depth = qd;
+    auto er = OpenRunner(ext, ds.payload);
+    if (!er.ok()) return er.status();
+    ::sync();
+    *cold = DropCachesGlobal() ? "drop_caches + O_DIRECT" : "O_DIRECT; file device: fadvise";
+    auto m = ReadAll(**er, ds);
+    if (!m.ok()) return m.status().WithContext("extent read");
+    r.extent.push_back(*m);
+    er->reset();
+    DropCachesGlobal();
+    (*fr)->device().DropCaches();
+    auto mf = ReadAll(**fr, ds);
+    if (!mf.ok()) return mf.status().WithContext("file-per-chunk read");
+    r.files.push_back(*mf);
+    FioJob job{ext.path, 0, uint64_t(st.st_size), uint64_t{ds.count} * ds.payload, ds.payload, qd};
+    DropCachesGlobal();
+    auto f = RunFio(job);
+    if (!f.ok()) return f.status();
+    r.fio.push_back(*f);
+  }
+  if (!o.keep) {
+    fr->reset();
+    std::filesystem::remove_all(files.path, ec);
+  }
+  return r;
+}
+
+void Print(const std::vector<SizeResult>& results) {
+  Table t({"segment", "QD", "extent GiB/s", "files GiB/s", "fio GiB/s", "extent/fio",
+           "extent/files", "sys s/GiB extent", "sys s/GiB files", "files/extent sys"});
+  for (const auto& r : results) {
+    for (size_t i = 0; i < r.depths.size(); ++i) {
+      const Measure& e = r.extent[i];
+      const Measure& f = r.files[i];
+      double fio_gib = double(r.fio[i].gibps);
+      t.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(e.gibps, 2),
+             Fixed(f.gibps, 2), Fixed(fio_gib, 2), Fixed(e.gibps / fio_gib, 2),
+             Fixed(e.gibps / f.gibps, 1), Fixed(e.sys_per_gib, 4), Fixed(f.sys_per_gib, 4),
+             Fixed(f.sys_per_gib / std::max(e.sys_per_gib, 1e-9), 1)});
+    }
+  }
+  std::cout << t.Render();
+}
+
+json ToJson(const std::vector<SizeResult>& results) {
+  json rows = json::array();
+  for (const auto& r : results) {
+    for (size_t i = 0; i < r.depths.size(); ++i) {
+      auto m = [](const Measure& x) {
+        return json{{"gibps", x.gibps}, {"user_s_per_gib", x.user_per_gib},
+                    {"sys_s_per_gib", x.sys_per_gib}};
+      };
+      const FioResult& f = r.fio[i];
+      double gib = f.gibps * f.runtime_seconds;
+      rows.push_back({{"segment_kib", r.kib}, {"queue_depth", r.depths[i]},
+                      {"extent", m(r.extent[i])}, {"files", m(r.files[i])},
+                      {"fio", {{"gibps", f.gibps}, {"user_s_per_gib", gib ? f.user_seconds / gib : 0},
+                               {"sys_s_per_gib", gib ? f.system_seconds / gib : 0},
+                               {"command", f.command}}}});
+    }
+  }
+  return rows;
+}
+
+}  // namespace
+
+int RunDeviceBench(const DeviceBenchOptions& o) {
+  std::error_code ec;
+  std::filesystem::create_directories(o.dir, ec);
+  std::printf("kvpool bench device: %llu MiB per segment size, random order, in %s\n",
+              static_cast<unsigned long long>(o.mib), o.dir.c_str());
+  std::printf("machine: %s; %s\n", MachineDescription().c_str(), NowIso8601().c_str());
+  std::vector<SizeResult> results;
+  std::string cold;
+  for (uint32_t kib : o.sizes_kib) {
+    auto r = BenchOneSize(o, kib, &cold);
+    if (!r.ok()) return std::cerr << "kvpool bench device: " << r.status().ToString() << "\n", 1;
+    results.push_back(std::move(r).value());
+  }
+  std::printf("cold reads: %s; CPU = user+system of the whole process (fio: its own)\n",
+              cold.c_str());
+  Print(results);
+  if (!o.keep) std::filesystem::remove(o.dir + "/bench.extent", ec);
+  if (!o.json.empty()) {
+    json j{{"command", "bench device"}, {"machine", MachineDescription()},
+           {"date", NowIso8601()}, {"cold", cold}, {"rows", ToJson(results)}};
+    std::ofstream(o.json) << j.dump(2) << "\n";
+    std::printf("results: %s\n", o.json.c_str());
+  }
+  return 0;
+}
+
+}  // namespace kvpool::cli

@@ -1,0 +1,26 @@
+// `kvpool bench device`: cold random reads of segments of 256 KiB, 1 MiB and
+// 2 MiB at queue depths 1, 8 and 32 on one extent file, for (a) the extent
+// device (KV-passthrough), (b) the file-per-chunk device holding the same
+// data, and (c) fio with io_uring + O_DIRECT + registered buffers/file on the
+// same file, block size and queue depth, all in one invocation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kvpool::cli {
+
+struct DeviceBenchOptions {
+  std::string dir = ".kvpool/bench-device";  // holds the extent file and the chunk files
+  uint64_t mib = 1024;                        // data per segment size
+  std::vector<uint32_t> sizes_kib = {256, 1024, 2048};
+  std::vector<uint32_t> depths = {1, 8, 32};
+  std::string engine = "uring";
+  bool keep = false;  // keep the files afterwards
+  std::string json;
+};
+
+int RunDeviceBench(const DeviceBenchOptions& options);
+
+}  // namespace kvpool::cli

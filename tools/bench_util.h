@@ -1,0 +1,51 @@
+// Small helpers shared by the bench commands: data, statistics, tables,
+// cold caches, CPU accounting and the machine description.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <kvpool/pool.h>
+
+namespace kvpool::cli {
+
+// Fills `n` bytes deterministically from `seed` (fast xorshift).
+void FillPattern(std::byte* data, size_t n, uint64_t seed);
+
+double Median(std::vector<double> v);
+double Percentile(std::vector<double> v, double p);  // p in [0, 100]
+
+struct CpuTimes {
+  double user = 0;
+  double system = 0;
+  static CpuTimes Now();  // this process, all threads
+  CpuTimes operator-(const CpuTimes& o) const { return {user - o.user, system - o.system}; }
+};
+
+// Makes the next reads of `pool` cold. As root: sync + /proc/sys/vm/drop_caches;
+// otherwise posix_fadvise(DONTNEED) per file. Returns which one was used.
+std::string DropCaches(Pool& pool);
+// sync + /proc/sys/vm/drop_caches; false when not permitted (not root).
+bool DropCachesGlobal();
+
+// memcpy of `bytes` on one thread: the DRAM ceiling. Returns GiB/s (median of 3).
+double MemcpyGibps(size_t bytes);
+
+// Text table: header row, then rows; columns padded to their widest cell.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  std::string Render() const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string Fixed(double v, int digits);
+std::string MachineDescription();  // cores, memory, kernel, CPU model
+std::string NowIso8601();
+
+}  // namespace kvpool::cli
