@@ -8,6 +8,7 @@
 
 #include "bench_device.h"
 #include "bench_pool.h"
+#include "longdoc/longdoc_bench.h"
 #include "config.h"
 #include "default_config.h"
 #include "probe.h"
@@ -25,6 +26,23 @@ void AddPoolBench(CLI::App& bench, PoolBenchOptions& o) {
   bench.add_option("--repeats", o.repeats, "cold retrievals (median reported)")->check(CLI::Range(1, 1000));
   bench.add_flag("!--no-alone", o.compare_alone, "skip the fastest-device-alone comparison");
   bench.add_option("--json", o.json, "write results as JSON to this file");
+}
+
+void AddLongDocOptions(CLI::App& c, LongDocOptions& o, std::vector<std::string>& contexts) {
+  c.add_option("--model", o.model, "model preset");
+  c.add_option("--scale", o.scale, "scale KV bytes per token (0, 1]")->check(CLI::Range(1e-6, 1.0));
+  c.add_option("--contexts", contexts, "context lengths, e.g. 1K 4K 16K 32K 64K 128K");
+  c.add_option("--systems", o.systems, "baseline pool-fs passthrough-only kvpool");
+  c.add_option("--repeats", o.repeats, "queries per document")->check(CLI::Range(1, 1000));
+  c.add_option("--hit-ratio", o.hit_ratio, "fraction of the document served from cache")->check(CLI::Range(0.0, 1.0));
+  c.add_option("--question-tokens", o.question_tokens, "uncached tokens per query");
+  c.add_option("--dram-mib", o.dram_mib, "host memory per system (0 = 1/4 of the largest document)");
+  c.add_option("--ssd-mib", o.ssd_mib, "SSD capacity per system (0 = fits the largest document)");
+  c.add_option("--dir", o.dir, "where device files go");
+  c.add_option("--out", o.out, "where JSON, CSV and PNG go");
+  c.add_option("--gpu-tflops", o.gpu_tflops, "modelled GPU prefill TFLOP/s");
+  c.add_option("--h2d-gibps", o.h2d_gibps, "modelled host-to-device GiB/s");
+  c.add_flag("!--no-progress", o.progress, "no progress bar");
 }
 
 }  // namespace
@@ -50,6 +68,11 @@ int main(int argc, char** argv) {
   bench_device->add_flag("--keep", device_bench.keep, "keep the data files");
   bench_device->add_option("--json", device_bench.json, "write results as JSON to this file");
 
+  LongDocOptions longdoc;
+  std::vector<std::string> contexts;
+  CLI::App* bench_longdoc = bench->add_subcommand("longdoc", "long-context TTFT: kvpool vs baselines");
+  AddLongDocOptions(*bench_longdoc, longdoc, contexts);
+
   ProbeOptions probe;
   CLI::App* probe_cmd = app.add_subcommand("probe", "machine features and device bandwidths");
   probe_cmd->add_option("--config", probe.config, "pool configuration (TOML)");
@@ -64,6 +87,20 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (bench_device->parsed()) return RunDeviceBench(device_bench);
+  if (bench_longdoc->parsed()) {
+    if (!contexts.empty()) {
+      longdoc.contexts.clear();
+      for (const std::string& c : contexts) {
+        uint64_t n = 0;
+        if (!ParseTokenCount(c, &n)) {
+          std::fprintf(stderr, "kvpool bench longdoc: --contexts: '%s' is not a token count (e.g. 16K)\n", c.c_str());
+          return 2;
+        }
+        longdoc.contexts.push_back(n);
+      }
+    }
+    return RunLongDocBench(longdoc);
+  }
   if (bench->parsed()) return RunPoolBench(pool_bench);
   if (probe_cmd->parsed()) return RunProbe(probe);
   if (config->parsed()) {

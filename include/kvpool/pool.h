@@ -138,10 +138,14 @@ class Pool {
   // Number of leading chunks of `keys` (a chained prefix) fully present.
   virtual size_t Lookup(std::span<const ChunkKey> keys) = 0;
 
-  // Reads the leading present chunks of `keys` into `destination`.
-  // REQUIRES: destination covers chunks [0, keys.size()) for every layer
-  // (destination.first_chunk == 0) and stays valid until Wait() returns.
-  // `on_layer_ready` may be empty.
+  // Reads the leading present chunks of `keys` into `destination`, skipping
+  // chunks [0, destination.first_chunk) that the caller already holds (for
+  // example from another tier). Wait() returns the number n of leading chunks
+  // of `keys` now in the caller's hands: destination.first_chunk plus the
+  // chunks read byte-exact, or the number present when that is smaller.
+  // REQUIRES: destination covers chunks [first_chunk, keys.size()) for every
+  // layer and stays valid until Wait() returns. `on_layer_ready` may be
+  // empty; its valid_chunks counts from chunk 0 like Wait().
   virtual Result<RetrieveHandle> Retrieve(std::span<const ChunkKey> keys,
                                           const KvBuffer& destination,
                                           LayerReadyFn on_layer_ready) = 0;

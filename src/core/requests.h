@@ -24,22 +24,25 @@ class PoolImpl;
 namespace kvpool::internal {
 
 struct RetrieveState final : public IoOwner {
-  RetrieveState(PoolImpl* pool, size_t chunks, uint32_t layers, LayerReadyFn on_layer);
+  // Reads chunks [first, first + chunks) of the records' prefix.
+  RetrieveState(PoolImpl* pool, size_t first, size_t chunks, uint32_t layers,
+                LayerReadyFn on_layer);
 
   void OnIoComplete(SegmentIo& io) override;
   // Announces finished layers in order; completes after the last one.
   void AnnounceLayers();
-  // For a request with no chunk to read: announces every layer with 0.
-  void CompleteEmpty();
+  // For a request with no chunk to read: announces every layer with `valid`.
+  void CompleteEmpty(size_t valid);
 
   PoolImpl* pool;
-  const size_t chunks;
+  const size_t first;   // chunks the caller already holds
+  const size_t chunks;  // chunks read by this request
   const uint32_t layers;
   LayerReadyFn on_layer;
-  std::vector<ChunkRef> records;
-  std::vector<SegmentIo> ops;  // layer-major: index = layer * chunks + chunk
+  std::vector<ChunkRef> records;  // the chunks read, first .. first + chunks - 1
+  std::vector<SegmentIo> ops;     // layer-major: index = layer * chunks + (chunk - first)
   std::unique_ptr<std::atomic<uint64_t>[]> layer_remaining;
-  std::atomic<size_t> first_bad;
+  std::atomic<size_t> first_bad;  // relative to `first`
   std::shared_ptr<RetrieveState> keep_alive;
   Clock::time_point start = Clock::now();
 

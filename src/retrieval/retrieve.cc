@@ -8,8 +8,8 @@
 namespace kvpool {
 namespace internal {
 
-RetrieveState::RetrieveState(PoolImpl* p, size_t n, uint32_t l, LayerReadyFn cb)
-    : pool(p), chunks(n), layers(l), on_layer(std::move(cb)),
+RetrieveState::RetrieveState(PoolImpl* p, size_t f, size_t n, uint32_t l, LayerReadyFn cb)
+    : pool(p), first(f), chunks(n), layers(l), on_layer(std::move(cb)),
       layer_remaining(new std::atomic<uint64_t>[l]), first_bad(n) {
   for (uint32_t i = 0; i < l; ++i) layer_remaining[i].store(n, std::memory_order_relaxed);
 }
@@ -34,16 +34,17 @@ void RetrieveState::AnnounceLayers() {
   {
     std::lock_guard<std::mutex> announce(announce_mu);
     while (next_layer < layers && layer_remaining[next_layer].load() == 0) {
-      if (on_layer) on_layer(next_layer, first_bad.load());
+      if (on_layer) on_layer(next_layer, first + first_bad.load());
       ++next_layer;
     }
     if (next_layer < layers) return;
     std::lock_guard<std::mutex> lock(mu);
     if (done) return;
-    valid = first_bad.load();
+    size_t good = first_bad.load();
+    valid = first + good;
     auto& c = pool->counters();
-    c.retrieved_chunks.fetch_add(valid, std::memory_order_relaxed);
-    c.miss_chunks_on_error.fetch_add(chunks - valid, std::memory_order_relaxed);
+    c.retrieved_chunks.fetch_add(good, std::memory_order_relaxed);
+    c.miss_chunks_on_error.fetch_add(chunks - good, std::memory_order_relaxed);
     records.clear();
     elapsed = SecondsSince(start);
     done = true;
@@ -54,13 +55,13 @@ void RetrieveState::AnnounceLayers() {
   // `self` may hold the last reference: the state is freed on return.
 }
 
-void RetrieveState::CompleteEmpty() {
+void RetrieveState::CompleteEmpty(size_t present) {
   if (on_layer) {
-    for (uint32_t l = 0; l < layers; ++l) on_layer(l, 0);
+    for (uint32_t l = 0; l < layers; ++l) on_layer(l, present);
   }
   std::lock_guard<std::mutex> lock(mu);
   done = true;
-  valid = 0;
+  valid = present;
 }
 
 }  // namespace internal
@@ -96,20 +97,26 @@ Result<RetrieveHandle> PoolImpl::Retrieve(std::span<const ChunkKey> keys,
                                    std::to_string(destination.layer_base.size()) +
                                    " layers, the model has " + std::to_string(layers));
   }
-  if (destination.first_chunk != 0) {
-    return Status::InvalidArgument("destination.first_chunk must be 0 for Retrieve");
+  if (destination.first_chunk > keys.size()) {
+    return Status::InvalidArgument("destination.first_chunk " +
+                                   std::to_string(destination.first_chunk) +
+                                   " is past the last key (" + std::to_string(keys.size()) + ")");
   }
   std::vector<ChunkRef> records = FindPrefix(keys);
   Touch(records);
-  const size_t n = records.size();
+  const size_t present = records.size();
   counters_.lookups.fetch_add(1, std::memory_order_relaxed);
-  counters_.hit_chunks.fetch_add(n, std::memory_order_relaxed);
-  auto st = std::make_shared<internal::RetrieveState>(this, n, layers, std::move(on_layer_ready));
+  counters_.hit_chunks.fetch_add(present, std::memory_order_relaxed);
+  const size_t first = std::min(destination.first_chunk, present);
+  const size_t n = present - first;
+  auto st = std::make_shared<internal::RetrieveState>(this, first, n, layers,
+                                                      std::move(on_layer_ready));
   if (n == 0) {
-    st->CompleteEmpty();
+    st->CompleteEmpty(present);
     return RetrieveHandle(st);
   }
-  st->records = std::move(records);
+  st->records.assign(std::make_move_iterator(records.begin() + first),
+                     std::make_move_iterator(records.end()));
   st->ops.resize(n * layers);
   std::vector<std::vector<SegmentIo*>> per_device(runners_.size());
   for (uint32_t l = 0; l < layers; ++l) {
@@ -121,7 +128,7 @@ Result<RetrieveHandle> PoolImpl::Retrieve(std::span<const ChunkKey> keys,
       op.slot = loc.slot;
       op.device = loc.device;
       op.length = segment_payload();
-      op.buffer = destination.Segment(c, l);
+      op.buffer = destination.Segment(first + c, l);
       op.checksum = loc.checksum;
       op.tag = SegmentTag{rec.key, rec.parent, l, 0};
       op.owner = st.get();
