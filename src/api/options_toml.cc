@@ -2,7 +2,9 @@
 #include <toml++/toml.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <kvpool/options.h>
 #include <set>
 #include <sstream>
@@ -22,18 +24,21 @@ class TableReader {
     seen_.insert(key);
     const toml::node* node = table_.get(key);
     if (node == nullptr) return Status::OK();
+    // Exact retrieval: toml++'s value<T>() would read `true` as 1 and `1` as true.
     if constexpr (std::is_same_v<T, bool>) {
-      if (auto v = node->value<bool>()) return *out = *v, Status::OK();
+      if (auto v = node->value_exact<bool>()) return *out = *v, Status::OK();
       return TypeError(key, "a boolean");
     } else if constexpr (std::is_same_v<T, std::string>) {
-      if (auto v = node->value<std::string>()) return *out = *v, Status::OK();
+      if (auto v = node->value_exact<std::string>()) return *out = *v, Status::OK();
       return TypeError(key, "a string");
     } else if constexpr (std::is_floating_point_v<T>) {
-      if (auto v = node->value<double>()) return *out = static_cast<T>(*v), Status::OK();
-      return TypeError(key, "a number");
+      if (!node->is_number()) return TypeError(key, "a number");
+      return *out = static_cast<T>(*node->value<double>()), Status::OK();
     } else {
-      auto v = node->value<int64_t>();
-      if (!v || *v < 0) return TypeError(key, "a non-negative integer");
+      auto v = node->value_exact<int64_t>();
+      if (!v || *v < 0 || static_cast<uint64_t>(*v) > std::numeric_limits<T>::max()) {
+        return TypeError(key, "a non-negative integer in range");
+      }
       *out = static_cast<T>(*v);
       return Status::OK();
     }
@@ -70,15 +75,25 @@ class TableReader {
 Result<uint64_t> ParseSize(const std::string& text) {
   size_t i = 0;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-  if (i == 0) return Status::InvalidArgument("'" + text + "' is not a size");
-  double value = std::stod(text.substr(0, i));
+  // std::stod would throw on "." and stop silently inside "1.2.3": parse
+  // the number with strtod and require it to use every digit and dot.
+  const std::string number = text.substr(0, i);
+  char* end = nullptr;
+  double value = std::strtod(number.c_str(), &end);
+  if (i == 0 || end != number.c_str() + number.size()) {
+    return Status::InvalidArgument("'" + text + "' is not a size");
+  }
   std::string unit = text.substr(i);
   unit.erase(0, unit.find_first_not_of(' '));
   static const std::pair<const char*, double> kUnits[] = {
       {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
       {"TiB", 1099511627776.0}};
   for (const auto& [name, mult] : kUnits) {
-    if (unit == name) return static_cast<uint64_t>(value * mult);
+    if (unit != name) continue;
+    if (!(value * mult < 18446744073709551616.0)) {  // 2^64: the cast would be undefined
+      return Status::InvalidArgument("'" + text + "' is too large");
+    }
+    return static_cast<uint64_t>(value * mult);
   }
   return Status::InvalidArgument("'" + text + "' has an unknown unit (use B, KiB, MiB, GiB, TiB)");
 }
@@ -87,8 +102,8 @@ Status TableReader::GetBytes(const char* key, uint64_t* out) {
   seen_.insert(key);
   const toml::node* node = table_.get(key);
   if (node == nullptr) return Status::OK();
-  if (auto v = node->value<int64_t>(); v && *v >= 0) return *out = *v, Status::OK();
-  if (auto s = node->value<std::string>()) {
+  if (auto v = node->value_exact<int64_t>(); v && *v >= 0) return *out = *v, Status::OK();
+  if (auto s = node->value_exact<std::string>()) {
     auto r = ParseSize(*s);
     if (!r.ok()) return Status::InvalidArgument(Name(key) + ": " + r.status().message());
     *out = *r;

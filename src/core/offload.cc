@@ -29,8 +29,7 @@ void OffloadState::FinishChunk(Chunk& chunk) {
   ChunkRef record = std::move(chunk.record);
   if (chunk.failed.load()) {
     pool->EraseChunk(record->key, record.get());
-  } else {
-    pool->PublishChunk(record);
+  } else if (pool->PublishChunk(record)) {
     stored.fetch_add(1, std::memory_order_relaxed);
   }
   record.reset();  // the table (or nobody) holds it now

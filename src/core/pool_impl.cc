@@ -43,6 +43,7 @@ Status PoolImpl::StartRunners(std::vector<std::unique_ptr<Device>> devices) {
 
 PoolImpl::~PoolImpl() {
   Flush();  // waits for every request, reads included
+  closing_.store(true);
   glt_.Clear();
   for (auto& r : runners_) {
     Status s = r->device().Checkpoint();
@@ -95,18 +96,25 @@ size_t PoolImpl::Remove(std::span<const ChunkKey> keys) {
   return n;
 }
 
-void PoolImpl::PublishChunk(const ChunkRef& record) {
+bool PoolImpl::PublishChunk(const ChunkRef& record) {
+  std::lock_guard<std::mutex> lock(family_mu_);
+  // Removed (or replaced) while it was written: it must neither appear nor
+  // count under its parent, or the parent would never be a leaf again.
+  if (glt_.Find(record->key).get() != record.get()) return false;
   record->last_access.store(clock_.fetch_add(1, std::memory_order_relaxed),
                             std::memory_order_relaxed);
   record->state.store(ChunkState::kReady, std::memory_order_release);
-  if (record->parent.IsZero()) return;
+  if (record->parent.IsZero()) return true;
   if (ChunkRef parent = glt_.Find(record->parent)) {
     parent->resident_children.fetch_add(1, std::memory_order_relaxed);
   }
+  return true;
 }
 
 bool PoolImpl::EraseChunk(const ChunkKey& key, const ChunkRecord* expected) {
-  ChunkRef rec = glt_.Erase(key, expected);
+  ChunkRef rec;  // dropped after the lock: the last reference frees slots
+  std::lock_guard<std::mutex> lock(family_mu_);
+  rec = glt_.Erase(key, expected);
   if (!rec) return false;
   bool was_ready = rec->state.load(std::memory_order_acquire) == ChunkState::kReady;
   if (was_ready && !rec->parent.IsZero()) {
@@ -122,7 +130,7 @@ bool PoolImpl::EraseChunk(const ChunkKey& key, const ChunkRecord* expected) {
 void PoolImpl::ReleaseSegments(const SegmentLoc* segments, uint32_t count) {
   for (uint32_t i = 0; i < count; ++i) {
     DeviceRunner& r = *runners_[segments[i].device];
-    r.device().ReleaseSlot(segments[i].slot);
+    if (!closing_.load(std::memory_order_relaxed)) r.device().ReleaseSlot(segments[i].slot);
     r.slots().Free(segments[i].slot);
   }
 }

@@ -55,7 +55,9 @@ class PoolImpl final : public Pool, public SlotReleaser {
   uint64_t NextSequence() { return sequence_.fetch_add(1, std::memory_order_relaxed); }
 
   // A chunk finished writing: make it visible and count it under its parent.
-  void PublishChunk(const ChunkRef& record);
+  // Returns false (and publishes nothing) when the chunk was removed while
+  // it was being written.
+  bool PublishChunk(const ChunkRef& record);
   // Removes a chunk from the table (eviction, removal, corruption).
   bool EraseChunk(const ChunkKey& key, const ChunkRecord* expected);
   void ReleaseWriteBudget(uint32_t n) { write_budget_.release(n); }
@@ -103,10 +105,17 @@ class PoolImpl final : public Pool, public SlotReleaser {
   PoolOptions options_;
   std::vector<std::unique_ptr<DeviceRunner>> runners_;
   Glt glt_;
+  // Set at close: records dropped by the final GLT clear keep their slots
+  // on persistent devices (they are the cache that survives the restart).
+  std::atomic<bool> closing_{false};
   std::atomic<uint64_t> clock_{1};
   std::atomic<uint64_t> sequence_{1};
   std::counting_semaphore<> write_budget_;
   std::mutex place_mu_;   // serializes placement and eviction decisions
+  // Orders PublishChunk against EraseChunk so that a chunk counts in its
+  // parent's resident_children exactly while it is ready in the table.
+  // Taken before a GLT shard lock, never while holding one.
+  std::mutex family_mu_;
   std::mutex requests_mu_;
   std::condition_variable requests_cv_;
   uint64_t active_requests_ = 0;  // guarded by requests_mu_

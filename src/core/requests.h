@@ -29,8 +29,13 @@ struct RetrieveState final : public IoOwner {
                 LayerReadyFn on_layer);
 
   void OnIoComplete(SegmentIo& io) override;
-  // Announces finished layers in order; completes after the last one.
+  // Announces finished layers in order.
   void AnnounceLayers();
+  // Run by the thread that finished the request's last op, after every other
+  // op's thread is done with the state: publishes the result and releases
+  // keep_alive. (Completing from AnnounceLayers let a thread still inside it
+  // touch a state that the caller had already freed.)
+  void Complete();
   // For a request with no chunk to read: announces every layer with `valid`.
   void CompleteEmpty(size_t valid);
 
@@ -43,6 +48,7 @@ struct RetrieveState final : public IoOwner {
   std::vector<SegmentIo> ops;     // layer-major: index = layer * chunks + (chunk - first)
   std::unique_ptr<std::atomic<uint64_t>[]> layer_remaining;
   std::atomic<size_t> first_bad;  // relative to `first`
+  std::atomic<size_t> ops_remaining;  // the op that takes it to 0 calls Complete()
   std::shared_ptr<RetrieveState> keep_alive;
   Clock::time_point start = Clock::now();
 

@@ -10,7 +10,7 @@ namespace internal {
 
 RetrieveState::RetrieveState(PoolImpl* p, size_t f, size_t n, uint32_t l, LayerReadyFn cb)
     : pool(p), first(f), chunks(n), layers(l), on_layer(std::move(cb)),
-      layer_remaining(new std::atomic<uint64_t>[l]), first_bad(n) {
+      layer_remaining(new std::atomic<uint64_t>[l]), first_bad(n), ops_remaining(n * l) {
   for (uint32_t i = 0; i < l; ++i) layer_remaining[i].store(n, std::memory_order_relaxed);
 }
 
@@ -27,19 +27,23 @@ void RetrieveState::OnIoComplete(SegmentIo& io) {
     if (error.ok()) error = io.status;
   }
   if (layer_remaining[layer].fetch_sub(1, std::memory_order_acq_rel) == 1) AnnounceLayers();
+  // Last access to the state by this thread unless it is the last op: every
+  // layer has been announced once all ops got here.
+  if (ops_remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
 }
 
 void RetrieveState::AnnounceLayers() {
+  std::lock_guard<std::mutex> announce(announce_mu);
+  while (next_layer < layers && layer_remaining[next_layer].load() == 0) {
+    if (on_layer) on_layer(next_layer, first + first_bad.load());
+    ++next_layer;
+  }
+}
+
+void RetrieveState::Complete() {
   std::shared_ptr<RetrieveState> self;
   {
-    std::lock_guard<std::mutex> announce(announce_mu);
-    while (next_layer < layers && layer_remaining[next_layer].load() == 0) {
-      if (on_layer) on_layer(next_layer, first + first_bad.load());
-      ++next_layer;
-    }
-    if (next_layer < layers) return;
     std::lock_guard<std::mutex> lock(mu);
-    if (done) return;
     size_t good = first_bad.load();
     valid = first + good;
     auto& c = pool->counters();

@@ -23,9 +23,15 @@ std::string ChunkFileName(const ChunkKey& key) { return key.ToHex() + ".kv"; }
 
 // Which chunk file and layer each slot's segment lives in, and how many live
 // segments each file still holds (the file is unlinked when none remain).
+//
+// Two records of one chunk key (the chunk was removed and offloaded again
+// while the old record was still referenced) share one file. A write binds
+// its slot before it opens the file and the last release unlinks under the
+// lock, so a file is never unlinked between a write and its bookkeeping
+// (which lost that write, or left a hole that read back as a bad checksum).
 class FileIndex {
  public:
-  explicit FileIndex(uint32_t slots) : slot_tags_(slots) {}
+  FileIndex(std::string dir, uint32_t slots) : dir_(std::move(dir)), slot_tags_(slots) {}
 
   void Bind(uint32_t slot, const SegmentTag& tag) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -33,16 +39,16 @@ class FileIndex {
     ++live_[tag.chunk];
   }
 
-  // Returns the file to unlink when `slot` was its last segment, else "".
-  std::string Release(uint32_t slot) {
+  // Unbinds `slot`; unlinks its chunk file when it was the file's last segment.
+  void Release(uint32_t slot) {
     std::lock_guard<std::mutex> lock(mu_);
     Entry& e = slot_tags_[slot];
-    if (!e.bound) return "";
+    if (!e.bound) return;
     e.bound = false;
     auto it = live_.find(e.chunk);
-    if (it == live_.end() || --it->second > 0) return "";
+    if (it == live_.end() || --it->second > 0) return;
     live_.erase(it);
-    return ChunkFileName(e.chunk);
+    ::unlink((dir_ + "/" + ChunkFileName(e.chunk)).c_str());
   }
 
   std::vector<std::string> Files() {
@@ -58,6 +64,7 @@ class FileIndex {
     uint32_t layer = 0;
     bool bound = false;
   };
+  const std::string dir_;
   std::mutex mu_;
   std::vector<Entry> slot_tags_;
   std::unordered_map<ChunkKey, uint32_t, ChunkKeyHash> live_;
@@ -79,11 +86,13 @@ class FileQueue final : public IoQueue {
     std::string path = dir_ + "/" + ChunkFileName(op.tag.chunk);
     int flags = op.kind == IoKind::kRead ? O_RDONLY : (O_WRONLY | O_CREAT);
     if (direct_) flags |= O_DIRECT;
+    const bool write = op.kind == IoKind::kWrite;
+    if (write) index_->Bind(op.slot, op.tag);  // before open: see FileIndex
     int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
-    if (fd < 0) return ErrnoStatus(errno, "open " + path);
-    Status s = op.kind == IoKind::kRead ? ReadAt(fd, op, path) : WriteAt(fd, op, path);
-    ::close(fd);
-    if (s.ok() && op.kind == IoKind::kWrite) index_->Bind(op.slot, op.tag);
+    Status s = fd < 0 ? ErrnoStatus(errno, "open " + path)
+                      : (write ? WriteAt(fd, op, path) : ReadAt(fd, op, path));
+    if (fd >= 0) ::close(fd);
+    if (!s.ok() && write) index_->Release(op.slot);
     return s;
   }
 
@@ -122,17 +131,14 @@ class FileQueue final : public IoQueue {
 class FilePerChunkDevice final : public Device {
  public:
   FilePerChunkDevice(DeviceOptions options, DeviceGeometry geometry)
-      : Device(std::move(options), geometry), index_(geometry.slot_count) {}
+      : Device(std::move(options), geometry), index_(options_.path, geometry.slot_count) {}
 
   Result<std::unique_ptr<IoQueue>> NewIoQueue() override {
     return std::unique_ptr<IoQueue>(new FileQueue(options_.path, geometry_.slot_payload_bytes,
                                                   options_.direct_io, &index_));
   }
 
-  void ReleaseSlot(uint32_t slot) override {
-    std::string file = index_.Release(slot);
-    if (!file.empty()) ::unlink((options_.path + "/" + file).c_str());
-  }
+  void ReleaseSlot(uint32_t slot) override { index_.Release(slot); }
 
   void DropCaches() override {
     for (const std::string& f : index_.Files()) {
