@@ -13,6 +13,7 @@
 #include "bench_util.h"
 #include "core/pool_impl.h"
 #include "default_config.h"
+#include "host_kv.h"
 #include "util/aligned_buffer.h"
 #include "util/clock.h"
 
@@ -20,34 +21,6 @@ namespace kvpool::cli {
 namespace {
 
 using nlohmann::json;
-
-// Caller-side KV of the whole prefix: one aligned array per layer.
-struct PrefixKv {
-  PrefixKv(const ModelShape& shape, size_t chunks, bool fill) : segment(shape.SegmentPayloadBytes()) {
-    for (uint32_t l = 0; l < shape.layers; ++l) {
-      layers.emplace_back(segment * chunks);
-      if (fill) FillPattern(layers.back().data(), layers.back().size(), 1000 + l);
-    }
-  }
-  KvBuffer View() {
-    KvBuffer b{{}, segment, 0};
-    for (auto& l : layers) b.layer_base.push_back(l.data());
-    return b;
-  }
-  ConstKvBuffer ConstView() const {
-    ConstKvBuffer b{{}, segment, 0};
-    for (auto& l : layers) b.layer_base.push_back(l.data());
-    return b;
-  }
-  bool Equals(const PrefixKv& o) const {
-    for (size_t l = 0; l < layers.size(); ++l) {
-      if (std::memcmp(layers[l].data(), o.layers[l].data(), layers[l].size()) != 0) return false;
-    }
-    return true;
-  }
-  size_t segment;
-  std::vector<AlignedBuffer> layers;
-};
 
 struct RetrievalRun {
   double seconds = 0;
@@ -65,7 +38,7 @@ struct PoolRun {
   bool verified = false;
 };
 
-Result<RetrievalRun> RetrieveOnce(Pool& pool, std::span<const ChunkKey> keys, PrefixKv& dst,
+Result<RetrievalRun> RetrieveOnce(Pool& pool, std::span<const ChunkKey> keys, HostKv& dst,
                                   std::string* cold) {
   *cold = DropCaches(pool);
   RetrievalRun run;
@@ -87,7 +60,7 @@ Result<RetrievalRun> RetrieveOnce(Pool& pool, std::span<const ChunkKey> keys, Pr
 }
 
 Result<PoolRun> RunOnPool(const PoolOptions& options, const std::string& label,
-                          std::span<const ChunkKey> keys, const PrefixKv& src, int repeats) {
+                          std::span<const ChunkKey> keys, const HostKv& src, int repeats) {
   auto pool = Pool::Open(options);
   if (!pool.ok()) return pool.status();
   PoolRun out;
@@ -103,12 +76,12 @@ Result<PoolRun> RunOnPool(const PoolOptions& options, const std::string& label,
     return Status::NoSpace("only " + std::to_string(*stored) + " of " +
                            std::to_string(keys.size()) + " chunks fit in pool '" + label + "'");
   }
-  PrefixKv dst(options.shape, keys.size(), false);
+  HostKv dst(options.shape, keys.size(), 0);
   for (int i = 0; i < repeats; ++i) {
     auto run = RetrieveOnce(**pool, keys, dst, &out.cold_method);
     if (!run.ok()) return run.status();
     if (i == 0) {
-      out.verified = dst.Equals(src);
+      out.verified = dst.Equals(src, keys.size());
       if (!out.verified) return Status::Corruption("retrieved bytes differ from the offloaded ones");
     }
     out.runs.push_back(std::move(run).value());
@@ -206,7 +179,7 @@ int RunPoolBench(const PoolBenchOptions& bo) {
   std::vector<int32_t> tokens(chunks * shape.chunk_tokens);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i * 2654435761u % 32000);
   std::vector<ChunkKey> keys = ChainChunkKeys(ns, tokens, shape.chunk_tokens);
-  PrefixKv src(shape, chunks, true);
+  HostKv src(shape, chunks, 1);
 
   auto pooled = RunOnPool(options, "pool", keys, src, bo.repeats);
   if (!pooled.ok()) return std::cerr << "kvpool bench: " << pooled.status().ToString() << "\n", 1;

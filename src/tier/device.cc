@@ -19,6 +19,23 @@ std::string Device::Describe() const {
          std::to_string(geometry_.slot_payload_bytes) + " B";
 }
 
+Result<DeviceGeometry> PayloadSlotGeometry(const DeviceOptions& options,
+                                           uint32_t segment_payload_bytes) {
+  DeviceGeometry g;
+  g.slot_payload_bytes = (segment_payload_bytes + 4095u) / 4096u * 4096u;
+  uint64_t slots = options.capacity_bytes / g.slot_payload_bytes;
+  if (slots == 0 || slots > UINT32_MAX) {
+    return Status::InvalidArgument("device '" + options.name + "': capacity_bytes " +
+                                   std::to_string(options.capacity_bytes) + " holds " +
+                                   std::to_string(slots) + " segments of " +
+                                   std::to_string(g.slot_payload_bytes) +
+                                   " bytes (needs 1 to 2^32-1)");
+  }
+  g.slot_count = static_cast<uint32_t>(slots);
+  g.capacity_bytes = slots * g.slot_payload_bytes;
+  return g;
+}
+
 namespace {
 
 Result<std::unique_ptr<Device>> OpenBase(const DeviceOptions& options,

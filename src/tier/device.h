@@ -117,6 +117,12 @@ class Device {
   DeviceGeometry geometry_;
 };
 
+// Geometry of a device whose slots each hold one payload rounded up to 4 KiB
+// and nothing else. InvalidArgument, naming the device, when the capacity
+// holds no slot.
+Result<DeviceGeometry> PayloadSlotGeometry(const DeviceOptions& options,
+                                           uint32_t segment_payload_bytes);
+
 // Opens a device of options.kind for segments of `segment_payload_bytes`.
 // `pool_id` identifies the pool on persistent devices (superblock).
 // Errors: InvalidArgument, IOError, Unsupported; every message names the device.

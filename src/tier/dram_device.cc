@@ -130,16 +130,7 @@ std::vector<DeviceOptions> ExpandNumaRegions(const DeviceOptions& options) {
 
 Result<std::unique_ptr<Device>> OpenDramDevice(const DeviceOptions& options,
                                                uint32_t segment_payload_bytes) {
-  DeviceGeometry g;
-  g.slot_payload_bytes = static_cast<uint32_t>(RoundUp(segment_payload_bytes, 4096));
-  g.slot_count = static_cast<uint32_t>(options.capacity_bytes / g.slot_payload_bytes);
-  g.capacity_bytes = static_cast<uint64_t>(g.slot_count) * g.slot_payload_bytes;
-  if (g.slot_count == 0) {
-    return Status::InvalidArgument("device '" + options.name + "': capacity_bytes " +
-                                   std::to_string(options.capacity_bytes) +
-                                   " holds no segment of " +
-                                   std::to_string(g.slot_payload_bytes) + " bytes");
-  }
+  KVP_ASSIGN_OR_RETURN(DeviceGeometry g, PayloadSlotGeometry(options, segment_payload_bytes));
   std::string placement;
   void* base = MapRegion(options, g.capacity_bytes, &placement);
   if (base == nullptr) return ErrnoStatus(errno, "device '" + options.name + "': mmap");

@@ -203,15 +203,7 @@ Result<std::unique_ptr<Device>> OpenFilePerChunkDevice(const DeviceOptions& opti
   }
   KVP_RETURN_IF_ERROR(CheckDirectory(options));
   RemoveStaleChunkFiles(options.path);
-  DeviceGeometry g;
-  g.slot_payload_bytes = static_cast<uint32_t>(RoundUp(segment_payload_bytes, 4096));
-  g.slot_count = static_cast<uint32_t>(options.capacity_bytes / g.slot_payload_bytes);
-  g.capacity_bytes = static_cast<uint64_t>(g.slot_count) * g.slot_payload_bytes;
-  if (g.slot_count == 0) {
-    return Status::InvalidArgument("device '" + options.name + "': capacity_bytes " +
-                                   std::to_string(options.capacity_bytes) +
-                                   " holds no segment");
-  }
+  KVP_ASSIGN_OR_RETURN(DeviceGeometry g, PayloadSlotGeometry(options, segment_payload_bytes));
   return std::unique_ptr<Device>(new FilePerChunkDevice(options, g));
 }
 

@@ -7,40 +7,13 @@
 #include <iostream>
 
 #include "../bench_util.h"
+#include "../host_kv.h"
 #include "lmcache_baseline.h"
 #include "longdoc_result.h"
 #include "util/aligned_buffer.h"
 
 namespace kvpool::cli {
 namespace {
-
-// Caller-side KV of one document: one aligned array per layer.
-struct DocKv {
-  DocKv(const ModelShape& shape, size_t chunks, uint64_t seed) : seg(shape.SegmentPayloadBytes()) {
-    for (uint32_t l = 0; l < shape.layers; ++l) {
-      layers.emplace_back(seg * std::max<size_t>(chunks, 1));
-      if (seed != 0) FillPattern(layers.back().data(), layers.back().size(), seed * 131 + l);
-    }
-  }
-  KvBuffer View() {
-    KvBuffer b{{}, seg, 0};
-    for (auto& l : layers) b.layer_base.push_back(l.data());
-    return b;
-  }
-  ConstKvBuffer ConstView() const {
-    ConstKvBuffer b{{}, seg, 0};
-    for (auto& l : layers) b.layer_base.push_back(l.data());
-    return b;
-  }
-  bool Equals(const DocKv& o, size_t chunks) const {
-    for (size_t l = 0; l < layers.size(); ++l) {
-      if (std::memcmp(layers[l].data(), o.layers[l].data(), chunks * seg) != 0) return false;
-    }
-    return true;
-  }
-  size_t seg;
-  std::vector<AlignedBuffer> layers;
-};
 
 struct Plan {
   ModelShape shape;
@@ -138,13 +111,13 @@ Result<CellResult> RunCell(const std::string& name, const LongDocOptions& o, con
   auto sys = MakeSystem(name, o, p);
   if (!sys.ok()) return sys.status();
   std::vector<ChunkKey> keys = DocKeys(shape, context, context);
-  DocKv src(shape, chunks, context);
+  HostKv src(shape, chunks, context);
   CellResult cell{name, context, cached * shape.chunk_tokens, chunks * shape.BytesPerToken() * shape.chunk_tokens};
   auto stored = (*sys)->Store(keys, src.ConstView());
   if (!stored.ok()) return stored.status().WithContext(name + " store");
   cell.offload_seconds = *stored;
   std::span<const ChunkKey> query(keys.data(), cached);
-  DocKv dst(shape, chunks, 0);
+  HostKv dst(shape, chunks, 0);
   std::vector<DeviceWork> before = (*sys)->Work();
   for (int q = 0; q < o.repeats; ++q) {
     if (!DropCachesGlobal()) (*sys)->MakeCold();
