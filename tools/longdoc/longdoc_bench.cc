@@ -35,7 +35,10 @@ DeviceOptions Ssd(const LongDocOptions& o, DeviceKind kind, const std::string& n
   d.kind = kind;
   d.capacity_bytes = bytes / 4096 * 4096;
   d.path = o.dir + "/" + name + (kind == DeviceKind::kExtent ? ".extent" : "");
-  d.reformat = true;
+  // Every system starts empty: an extent of the same pool would otherwise
+  // recover the previous system's chunks.
+  std::error_code ec;
+  std::filesystem::remove_all(d.path, ec);
   return d;
 }
 

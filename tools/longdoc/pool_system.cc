@@ -91,10 +91,11 @@ class TieredSystem final : public KvSystem {
     uint32_t layers = tiers_.front()->options().shape.layers;
     r.layer_ready.assign(layers, 0);
     Clock::time_point start = Clock::now();
-    size_t have = 0;
+    size_t have = dst.first_chunk;
     for (auto& t : tiers_) {
       if (have == keys.size()) break;
-      KvBuffer rest = dst;
+      KvBuffer rest = dst;  // the same memory, addressed from chunk `have`
+      for (std::byte*& base : rest.layer_base) base += (have - dst.first_chunk) * dst.chunk_stride;
       rest.first_chunk = have;
       std::vector<double> ready(layers, 0);
       auto n = RetrieveTimed(*t, keys, rest, start, &ready);

@@ -1,0 +1,133 @@
+#include "tier/extent/extent_queue.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "format/constants.h"
+#include "format/slot_header.h"
+#include "util/errno_status.h"
+
+namespace kvpool {
+namespace {
+
+using format::kBlockBytes;
+
+std::string SlotName(const ExtentContext& c, uint32_t slot) {
+  return c.what + " slot " + std::to_string(slot);
+}
+
+}  // namespace
+
+ExtentQueue::ExtentQueue(std::unique_ptr<RawQueue> raw, const ExtentContext* context)
+    : raw_(std::move(raw)), ctx_(context) {
+  ios_.reserve(raw_->depth());
+  ops_.reserve(raw_->depth());
+  write_ids_.reserve(raw_->depth());
+}
+
+void ExtentQueue::Execute(std::span<SegmentIo* const> ops) {
+  const size_t depth = raw_->depth();
+  for (size_t i = 0; i < ops.size(); i += depth) {
+    RunWave(ops.subspan(i, std::min(depth, ops.size() - i)));
+  }
+}
+
+void ExtentQueue::RunWave(std::span<SegmentIo* const> ops) {
+  ios_.clear();
+  ops_.clear();
+  write_ids_.clear();
+  for (SegmentIo* op : ops) {
+    RawIo io;
+    uint64_t write_id = 0;
+    op->status = Prepare(*op, static_cast<uint32_t>(ios_.size()), &io, &write_id);
+    if (!op->status.ok()) continue;
+    ios_.push_back(io);
+    ops_.push_back(op);
+    write_ids_.push_back(write_id);
+  }
+  if (ios_.empty()) return;
+  raw_->Run(ios_);
+  for (size_t i = 0; i < ios_.size(); ++i) {
+    SegmentIo& op = *ops_[i];
+    op.status = op.kind == IoKind::kRead ? FinishRead(op, ios_[i])
+                                         : FinishWrite(op, ios_[i], write_ids_[i]);
+  }
+}
+
+Status ExtentQueue::Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t* write_id) {
+  const format::Layout& l = ctx_->layout;
+  if (op.slot >= l.slot_count || op.length == 0 || op.length > l.slot_payload_bytes) {
+    return Status::InvalidArgument(SlotName(*ctx_, op.slot) + ": slot or length " +
+                                   std::to_string(op.length) + " out of range");
+  }
+  io->kind = op.kind;
+  io->offset = l.SlotOffset(op.slot);
+  io->length = static_cast<uint32_t>(format::Layout::SlotIoBytes(op.length));
+  io->buffer = buffer;
+  if (op.kind == IoKind::kRead) return Status::OK();
+  std::byte* b = raw_->arena().buffer(buffer);
+  *write_id = ctx_->next_write_id->fetch_add(1, std::memory_order_relaxed);
+  format::SlotHeader h;
+  h.chunk = op.tag.chunk;
+  h.parent = op.tag.parent;
+  h.layer = op.tag.layer;
+  h.length = op.length;
+  h.payload_checksum = op.checksum;
+  h.sequence = op.tag.sequence;
+  h.write_id = *write_id;
+  h.pool_id = ctx_->pool_id;
+  h.device_id = ctx_->device_id;
+  h.slot = op.slot;
+  format::EncodeSlotHeader(h, b);
+  std::memcpy(b + kBlockBytes, op.buffer, op.length);
+  std::memset(b + kBlockBytes + op.length, 0, io->length - kBlockBytes - op.length);
+  return Status::OK();
+}
+
+Status ExtentQueue::TransferStatus(const SegmentIo& op, const RawIo& io) const {
+  const char* verb = op.kind == IoKind::kRead ? "read" : "write";
+  if (io.result < 0) return ErrnoStatus(int(-io.result), SlotName(*ctx_, op.slot) + ": " + verb);
+  if (uint64_t(io.result) < io.length) {
+    return Status::IOError(SlotName(*ctx_, op.slot) + ": short " + verb + " (" +
+                           std::to_string(io.result) + " of " + std::to_string(io.length) +
+                           " bytes)");
+  }
+  return Status::OK();
+}
+
+Status ExtentQueue::FinishRead(SegmentIo& op, const RawIo& io) {
+  KVP_RETURN_IF_ERROR(TransferStatus(op, io));
+  const std::byte* b = raw_->arena().buffer(io.buffer);
+  format::SlotHeader h;
+  Status s = format::DecodeSlotHeader(b, &h);
+  if (!s.ok()) return Status::Corruption(SlotName(*ctx_, op.slot) + ": " + s.message());
+  if (h.pool_id != ctx_->pool_id || h.device_id != ctx_->device_id || h.slot != op.slot) {
+    return Status::Corruption(SlotName(*ctx_, op.slot) +
+                              ": header belongs to another pool, device or slot");
+  }
+  if (h.chunk != op.tag.chunk || h.layer != op.tag.layer || h.length != op.length) {
+    return Status::Corruption(SlotName(*ctx_, op.slot) + ": holds chunk " + h.chunk.ToHex() +
+                              " layer " + std::to_string(h.layer) + ", expected chunk " +
+                              op.tag.chunk.ToHex() + " layer " + std::to_string(op.tag.layer));
+  }
+  std::memcpy(op.buffer, b + kBlockBytes, op.length);
+  return Status::OK();
+}
+
+Status ExtentQueue::FinishWrite(SegmentIo& op, const RawIo& io, uint64_t write_id) {
+  Status s = TransferStatus(op, io);
+  format::SlotEntry e;
+  e.write_id = write_id;  // free (length 0) unless the write landed
+  if (s.ok() && !op.tag.chunk.IsZero()) {
+    e.chunk = op.tag.chunk;
+    e.parent = op.tag.parent;
+    e.sequence = op.tag.sequence;
+    e.checksum = op.checksum;
+    e.layer = op.tag.layer;
+    e.length = op.length;
+  }
+  ctx_->table->Set(op.slot, e);
+  return s;
+}
+
+}  // namespace kvpool

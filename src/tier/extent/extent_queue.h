@@ -1,0 +1,58 @@
+// The extent device's IoQueue: turns segment reads and writes into aligned
+// slot transfers on a RawQueue (one per worker thread).
+//
+// A write copies header + payload into one bounce buffer and issues ONE
+// aligned write of both; when it completes the slot table learns the new
+// header. A read fetches header + payload, checks the header (magic,
+// checksum, pool/device/slot identity, chunk key, layer, length) and copies
+// the payload out; any mismatch is Corruption, a failed or short transfer
+// is an I/O error, and in both cases op->buffer's bytes are unspecified.
+// Payload checksums are verified by the runner (core/device_runner.cc).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "format/layout.h"
+#include "tier/device.h"
+#include "tier/extent/raw_queue.h"
+#include "tier/extent/slot_table.h"
+
+namespace kvpool {
+
+// State every queue of one extent device shares; fixed after open, except
+// the table and the write counter, which are thread-safe.
+struct ExtentContext {
+  std::string what;  // "device 'name'"
+  format::Layout layout;
+  ChunkKey pool_id;
+  ChunkKey device_id;
+  SlotTable* table = nullptr;
+  std::atomic<uint64_t>* next_write_id = nullptr;
+};
+
+class ExtentQueue final : public IoQueue {
+ public:
+  // `context` must outlive the queue.
+  ExtentQueue(std::unique_ptr<RawQueue> raw, const ExtentContext* context);
+  void Execute(std::span<SegmentIo* const> ops) override;
+
+ private:
+  void RunWave(std::span<SegmentIo* const> ops);
+  // Fills the bounce buffer and `io`; an error leaves the op out of the wave.
+  Status Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t* write_id);
+  Status FinishRead(SegmentIo& op, const RawIo& io);
+  Status FinishWrite(SegmentIo& op, const RawIo& io, uint64_t write_id);
+  Status TransferStatus(const SegmentIo& op, const RawIo& io) const;
+
+  std::unique_ptr<RawQueue> raw_;
+  const ExtentContext* ctx_;
+  std::vector<RawIo> ios_;       // per wave
+  std::vector<SegmentIo*> ops_;  // per wave, parallel to ios_
+  std::vector<uint64_t> write_ids_;
+};
+
+}  // namespace kvpool

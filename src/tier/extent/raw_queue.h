@@ -1,0 +1,68 @@
+// The engine layer of the extent device: batches of aligned transfers
+// between an O_DIRECT file descriptor and a queue's own bounce buffers.
+// Slot headers, checksums and the slot table live one layer up
+// (extent_queue.h); an engine only moves blocks.
+//
+// One RawQueue per worker thread; Run is called by one thread at a time and
+// takes no lock. Engines: "uring" (io_uring, registered buffers, fixed file,
+// READ_FIXED/WRITE_FIXED) and "psync" (pread/pwrite).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <kvpool/result.h>
+
+#include "tier/device.h"
+#include "tier/extent/buffer_arena.h"
+
+namespace kvpool {
+
+struct RawIo {
+  IoKind kind = IoKind::kRead;
+  uint64_t offset = 0;  // multiple of 4096
+  uint32_t length = 0;  // multiple of 4096, <= arena buffer_bytes
+  uint32_t buffer = 0;  // arena buffer index
+  int64_t result = 0;   // set by Run: bytes transferred, or -errno
+};
+
+struct EngineConfig {
+  std::string engine;       // "uring" or "psync"
+  int fd = -1;              // opened O_DIRECT, owned by the device
+  uint32_t depth = 1;       // most RawIo per Run; also the number of buffers
+  size_t buffer_bytes = 0;  // bytes per buffer, multiple of 4096
+  bool sqpoll = false;      // uring: kernel submission thread
+  std::string what;         // "device 'name'", for error messages
+};
+
+class RawQueue {
+ public:
+  virtual ~RawQueue() = default;
+  // Runs every io (at most depth()) to completion; sets each io.result.
+  virtual void Run(std::span<RawIo> ios) = 0;
+  virtual std::string_view engine() const = 0;
+  virtual bool registered_buffers() const = 0;
+
+  BufferArena& arena() { return arena_; }
+  uint32_t depth() const { return arena_.count(); }
+
+ protected:
+  explicit RawQueue(BufferArena arena) : arena_(std::move(arena)) {}
+  BufferArena arena_;
+};
+
+// Opens a queue of config.engine. Errors: Unsupported when io_uring is not
+// built in or not offered by the kernel (the message says to set engine =
+// "psync"), IOError otherwise; messages start with config.what.
+Result<std::unique_ptr<RawQueue>> NewRawQueue(const EngineConfig& config);
+
+// Engines (uring_queue.cc, or uring_unavailable.cc without liburing; psync_queue.cc).
+Result<std::unique_ptr<RawQueue>> NewUringQueue(const EngineConfig& config, BufferArena arena);
+Result<std::unique_ptr<RawQueue>> NewPsyncQueue(const EngineConfig& config, BufferArena arena);
+// OK when io_uring works here; the Unsupported error NewUringQueue would give otherwise.
+Status CheckUringAvailable(const std::string& what);
+
+}  // namespace kvpool

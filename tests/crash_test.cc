@@ -1,0 +1,201 @@
+// Crash consistency of extent devices: a child process offloads continuously
+// and is SIGKILLed at random points; after each kill the parent reopens the
+// pool and every chunk that Lookup reports must come back byte for byte.
+// Chunk bytes are a function of (chunk key, layer), so the parent can check
+// them from the keys alone.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "core/pool_impl.h"
+#include "extent_test_util.h"
+#include "pool_helpers.h"
+
+namespace kvpool::testing {
+namespace {
+
+constexpr int kRounds = 24;
+constexpr size_t kDocs = 48;  // documents are seeds 0 .. kDocs-1
+constexpr size_t kChunksPerDoc = 6;
+
+ModelShape Shape() { return *ModelShape::Preset("tiny"); }  // 4 layers x 32 KiB
+
+// Deterministic bytes of one segment, from its chunk key and layer only.
+void FillSegment(const ChunkKey& key, uint32_t layer, std::byte* out, size_t bytes) {
+  uint64_t x = key.hi ^ (key.lo * 0x9e3779b97f4a7c15ull) ^ (uint64_t{layer} << 56);
+  for (size_t i = 0; i < bytes; i += 8) {
+    x += 0x9e3779b97f4a7c15ull;  // splitmix64
+    uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    std::memcpy(out + i, &z, std::min<size_t>(8, bytes - i));
+  }
+}
+
+// The KV of one document, laid out as KvData does (one array per layer).
+struct Doc {
+  std::vector<ChunkKey> keys;
+  std::vector<std::vector<std::byte>> layers;
+
+  explicit Doc(uint64_t seed) : keys(MakeKeys(Shape(), kChunksPerDoc, seed)) {
+    const size_t seg = Shape().SegmentPayloadBytes();
+    layers.resize(Shape().layers);
+    for (uint32_t l = 0; l < layers.size(); ++l) {
+      layers[l].resize(seg * kChunksPerDoc);
+      for (size_t c = 0; c < kChunksPerDoc; ++c) FillSegment(keys[c], l, &layers[l][c * seg], seg);
+    }
+  }
+  ConstKvBuffer View() const {
+    ConstKvBuffer b;
+    for (const auto& l : layers) b.layer_base.push_back(l.data());
+    b.chunk_stride = Shape().SegmentPayloadBytes();
+    return b;
+  }
+};
+
+PoolOptions CrashPoolOptions(const std::string& dir, const std::string& engine) {
+  PoolOptions o;
+  o.shape = Shape();
+  const uint64_t chunk = uint64_t{o.shape.SegmentBytes()} * o.shape.layers;
+  // Room for about half of all documents: eviction (and slot reuse) happens.
+  o.devices.push_back(ExtentOptions("ssd0", dir + "/ssd0.extent", 60 * chunk, engine, 2.0));
+  o.devices.push_back(ExtentOptions("ssd1", dir + "/ssd1.extent", 80 * chunk, engine, 3.0));
+  o.devices.push_back(DramOptions("dram0", 20 * chunk, 0.5));
+  o.devices[1].io_threads = 2;
+  return o;
+}
+
+// The child: opens the pool (checkpointing every few ms to tens of ms),
+// tells the parent it is ready, then offloads and removes documents until
+// it is killed. Never returns normally; never uses gtest.
+[[noreturn]] void RunChild(const PoolOptions& o, uint64_t round, int ready_fd) {
+  std::mt19937_64 rng(round * 7919 + 1);
+  ExtentTuning tuning;
+  tuning.checkpoint_interval = std::chrono::milliseconds(5 + rng() % 200);
+  const uint32_t payload = uint32_t(o.shape.SegmentPayloadBytes());
+  const ChunkKey pool_id = Namespace::Make(o.shape.Fingerprint(), o.tenant_salt).id;
+  std::vector<std::unique_ptr<Device>> devices;
+  for (const DeviceOptions& d : o.devices) {
+    auto dev = d.kind == DeviceKind::kExtent ? OpenExtentDevice(d, payload, pool_id, tuning)
+                                             : OpenDevice(d, payload, pool_id);
+    if (!dev.ok()) {
+      std::cerr << "child: " << dev.status().ToString() << "\n";
+      _exit(3);
+    }
+    devices.push_back(std::move(dev).value());
+  }
+  auto pool = PoolImpl::Create(o, std::move(devices));
+  if (!pool.ok()) _exit(4);
+  char one = 1;
+  if (::write(ready_fd, &one, 1) != 1) _exit(5);
+  std::deque<std::pair<std::unique_ptr<Doc>, OffloadHandle>> in_flight;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < give_up) {
+    auto doc = std::make_unique<Doc>(rng() % kDocs);
+    if (rng() % 8 == 0) (*pool)->Remove(std::span(doc->keys).subspan(rng() % kChunksPerDoc));
+    auto h = (*pool)->Offload(doc->keys, doc->View());
+    if (!h.ok()) _exit(6);
+    in_flight.emplace_back(std::move(doc), std::move(h).value());
+    if (in_flight.size() >= 4) {
+      (void)in_flight.front().second.Wait();
+      in_flight.pop_front();
+    }
+  }
+  _exit(0);  // not killed in 30 s: the parent reports it
+}
+
+struct RoundResult {
+  size_t found = 0;        // chunks Lookup reported, over all documents
+  size_t exact = 0;        // of those, retrieved byte for byte
+  size_t wrong_bytes = 0;  // chunks retrieved with wrong bytes (must stay 0)
+  size_t recovered = 0;    // Stats().recovered_chunks
+};
+
+RoundResult VerifyAfterCrash(const PoolOptions& o) {
+  RoundResult r;
+  auto opened = Pool::Open(o);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  if (!opened.ok()) return r;
+  Pool& pool = **opened;
+  r.recovered = pool.Stats().recovered_chunks;
+  for (uint64_t seed = 0; seed < kDocs; ++seed) {
+    Doc want(seed);
+    size_t n = pool.Lookup(want.keys);
+    r.found += n;
+    if (n == 0) continue;
+    KvData got(o.shape, kChunksPerDoc);
+    RetrieveOutcome out = RetrieveSync(pool, want.keys, got);
+    size_t valid = out.valid.ok() ? std::min(*out.valid, n) : 0;
+    ConstKvBuffer g = got.ConstView(), w = want.View();
+    for (size_t c = 0; c < valid; ++c) {
+      bool same = true;
+      for (uint32_t l = 0; l < o.shape.layers; ++l) {
+        same &= std::memcmp(g.Segment(c, l), w.Segment(c, l), o.shape.SegmentPayloadBytes()) == 0;
+      }
+      (same ? r.exact : r.wrong_bytes) += 1;
+    }
+  }
+  return r;
+}
+
+// Forks a child, kills it after it has run 50-400 ms. Returns false if the
+// child did not come up or died on its own.
+bool RunAndKill(const PoolOptions& o, uint64_t round, std::mt19937_64& rng, int* delay_ms) {
+  int fds[2];
+  if (::pipe(fds) != 0) return false;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    RunChild(o, round, fds[1]);
+  }
+  ::close(fds[1]);
+  pollfd p{fds[0], POLLIN, 0};
+  char byte = 0;
+  bool ready = ::poll(&p, 1, 20000) == 1 && ::read(fds[0], &byte, 1) == 1;
+  ::close(fds[0]);
+  *delay_ms = 50 + int(rng() % 351);
+  if (ready) std::this_thread::sleep_for(std::chrono::milliseconds(*delay_ms));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return ready && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+TEST(Crash, EveryChunkFoundAfterSigkillIsByteExact) {
+  const std::string engine = UringStatus().ok() ? "uring" : "psync";
+  if (engine != "uring") std::cout << "io_uring unavailable, crashing the psync engine\n";
+  TempDir dir;
+  const PoolOptions o = CrashPoolOptions(dir.path(), engine);
+  std::mt19937_64 rng(20241126);
+  size_t total_found = 0, total_exact = 0, total_wrong = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    int delay_ms = 0;
+    ASSERT_TRUE(RunAndKill(o, uint64_t(round), rng, &delay_ms)) << "round " << round;
+    RoundResult r = VerifyAfterCrash(o);
+    std::cout << "round " << round << ": killed after " << delay_ms << " ms, " << r.found
+              << " chunks found by Lookup (" << r.recovered << " recovered), " << r.exact
+              << " byte-exact, " << r.wrong_bytes << " wrong" << std::endl;
+    EXPECT_EQ(r.wrong_bytes, 0u) << "round " << round;
+    EXPECT_EQ(r.exact, r.found) << "round " << round << ": a chunk Lookup reported was not read";
+    total_found += r.found;
+    total_exact += r.exact;
+    total_wrong += r.wrong_bytes;
+  }
+  std::cout << "total over " << kRounds << " crashes: " << total_found << " chunks found, "
+            << total_exact << " byte-exact, " << total_wrong << " wrong" << std::endl;
+  EXPECT_EQ(total_wrong, 0u);
+  EXPECT_GT(total_exact, size_t{kRounds}) << "too few chunks survived the crashes";
+}
+
+}  // namespace
+}  // namespace kvpool::testing

@@ -1,0 +1,317 @@
+// The extent device inside a full pool: byte-exact round trips with both
+// engines, restarts, damaged data between runs, foreign or blank files,
+// tmpfs and capacity errors.
+#include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/pool_impl.h"
+#include "extent_test_util.h"
+#include "pool_helpers.h"
+
+namespace kvpool::testing {
+namespace {
+
+ModelShape Tiny() { return *ModelShape::Preset("tiny"); }  // 4 layers, 32 KiB segments
+
+uint64_t CapacityFor(const ModelShape& s, size_t chunks) {
+  return uint64_t{s.SegmentBytes()} * s.layers * chunks;
+}
+
+// Two extents (+ one DRAM region when `dram`), each able to hold `chunks` chunks.
+PoolOptions ExtentPool(const std::string& dir, const std::string& engine, size_t chunks,
+                       bool dram) {
+  PoolOptions o;
+  o.shape = Tiny();
+  const uint64_t cap = CapacityFor(o.shape, chunks);
+  o.devices.push_back(ExtentOptions("ssd0", dir + "/ssd0.extent", cap, engine, 2.0));
+  o.devices.push_back(ExtentOptions("ssd1", dir + "/ssd1.extent", cap, engine, 3.0));
+  o.devices[1].io_threads = 2;
+  if (dram) o.devices.push_back(DramOptions("dram0", cap, 1.0));
+  return o;
+}
+
+std::unique_ptr<Pool> OpenPool(const PoolOptions& o) {
+  auto p = Pool::Open(o);
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return p.ok() ? std::move(p).value() : nullptr;
+}
+
+// Retrieves `keys` and checks the first n chunks against `src`; returns n.
+size_t RetrieveExact(Pool& pool, const std::vector<ChunkKey>& keys, const KvData& src) {
+  KvData dst(pool.options().shape, keys.size());
+  RetrieveOutcome r = RetrieveSync(pool, keys, dst);
+  EXPECT_TRUE(r.valid.ok()) << r.valid.status().ToString();
+  size_t n = r.valid.ok() ? *r.valid : 0;
+  EXPECT_TRUE(dst.SameAs(src, n)) << "wrong bytes in the first " << n << " chunks";
+  return n;
+}
+
+class ExtentPoolTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { KVP_SKIP_WITHOUT_URING(GetParam()); }
+  TempDir dir_;
+};
+
+TEST_P(ExtentPoolTest, RoundTripOverTwoExtentsAndDramIsByteExact) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/true);
+  auto pool = OpenPool(o);
+  ASSERT_NE(pool, nullptr);
+  auto keys = MakeKeys(o.shape, 40, 1);
+  KvData src(o.shape, 40, 2);
+  auto stored = OffloadSync(*pool, keys, src.ConstView());
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  EXPECT_EQ(*stored, 40u);
+  EXPECT_EQ(pool->Lookup(keys), 40u);
+  EXPECT_EQ(RetrieveExact(*pool, keys, src), 40u);
+  PoolStats s = pool->Stats();
+  for (const DeviceStats& d : s.devices) {
+    EXPECT_GT(d.segments, 0u) << d.name;
+    EXPECT_EQ(d.errors, 0u) << d.name;
+    EXPECT_EQ(d.bytes_read, d.bytes_written) << d.name;
+  }
+  auto* impl = dynamic_cast<PoolImpl*>(pool.get());
+  ASSERT_NE(impl, nullptr);
+  std::string describe = impl->DescribeDevices()[0];
+  EXPECT_NE(describe.find("engine=" + GetParam() + " O_DIRECT"), std::string::npos) << describe;
+  EXPECT_NE(describe.find("hugepages="), std::string::npos) << describe;
+  EXPECT_NE(describe.find(dir_.path()), std::string::npos) << describe;
+  if (GetParam() == "uring") {
+    EXPECT_NE(describe.find("registered-buffers=yes"), std::string::npos) << describe;
+  }
+}
+
+TEST_P(ExtentPoolTest, RestartFindsEveryChunkByteExact) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/false);
+  auto keys = MakeKeys(o.shape, 30, 3);
+  KvData src(o.shape, 30, 4);
+  {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    EXPECT_EQ(pool->Stats().recovered_chunks, 0u);
+    ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 30u);
+  }
+  for (int restart = 0; restart < 2; ++restart) {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    EXPECT_EQ(pool->Stats().recovered_chunks, 30u) << "restart " << restart;
+    EXPECT_EQ(pool->Stats().chunks, 30u);
+    EXPECT_EQ(pool->Lookup(keys), 30u);
+    EXPECT_EQ(RetrieveExact(*pool, keys, src), 30u);
+  }
+}
+
+TEST_P(ExtentPoolTest, RestartWithDramKeepsOnlyWholeChunks) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/true);
+  auto keys = MakeKeys(o.shape, 30, 5);
+  KvData src(o.shape, 30, 6);
+  {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 30u);
+  }
+  auto pool = OpenPool(o);
+  ASSERT_NE(pool, nullptr);
+  PoolStats s = pool->Stats();
+  EXPECT_EQ(s.recovered_chunks, s.chunks);
+  EXPECT_LT(s.chunks, 30u) << "chunks with a layer in DRAM cannot survive a restart";
+  size_t found = pool->Lookup(keys);
+  EXPECT_EQ(RetrieveExact(*pool, keys, src), found);
+}
+
+TEST_P(ExtentPoolTest, RemovedChunksStayRemovedAfterACleanClose) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/false);
+  auto kept = MakeKeys(o.shape, 12, 7), removed = MakeKeys(o.shape, 12, 8);
+  KvData src_kept(o.shape, 12, 9), src_removed(o.shape, 12, 10);
+  {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    ASSERT_EQ(*OffloadSync(*pool, kept, src_kept.ConstView()), 12u);
+    ASSERT_EQ(*OffloadSync(*pool, removed, src_removed.ConstView()), 12u);
+    EXPECT_EQ(pool->Remove(removed), 12u);
+  }
+  auto pool = OpenPool(o);
+  ASSERT_NE(pool, nullptr);
+  EXPECT_EQ(pool->Stats().recovered_chunks, 12u);
+  EXPECT_EQ(pool->Lookup(removed), 0u);
+  EXPECT_EQ(RetrieveExact(*pool, kept, src_kept), 12u);
+}
+
+TEST_P(ExtentPoolTest, CorruptPayloadByteIsAMissNeverWrongBytes) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/false);
+  auto keys = MakeKeys(o.shape, 20, 11);
+  KvData src(o.shape, 20, 12);
+  {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 20u);
+  }
+  bool flipped = false;
+  for (const DeviceOptions& d : o.devices) {
+    ExtentImage img(d.path);
+    ASSERT_TRUE(img.ok()) << d.path;
+    if (auto slot = img.FindSlot(keys[7], 2); slot && !flipped) {
+      img.FlipByte(*slot, format::kBlockBytes + 1000);
+      flipped = true;
+    }
+  }
+  ASSERT_TRUE(flipped) << "chunk 7 layer 2 not found on any extent";
+  auto pool = OpenPool(o);
+  ASSERT_NE(pool, nullptr);
+  EXPECT_EQ(RetrieveExact(*pool, keys, src), 7u);
+  EXPECT_EQ(pool->Lookup(keys), 7u) << "a chunk that failed its checksum is dropped";
+}
+
+TEST_P(ExtentPoolTest, CorruptHeaderIsDiscardedAtOpen) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/false);
+  auto keys = MakeKeys(o.shape, 20, 13);
+  KvData src(o.shape, 20, 14);
+  {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 20u);
+  }
+  bool flipped = false;
+  for (const DeviceOptions& d : o.devices) {
+    ExtentImage img(d.path);
+    if (auto slot = img.FindSlot(keys[5], 0); slot && !flipped) {
+      img.FlipByte(*slot, format::slot::kLayer);
+      flipped = true;
+    }
+  }
+  ASSERT_TRUE(flipped);
+  auto pool = OpenPool(o);
+  ASSERT_NE(pool, nullptr);
+  EXPECT_EQ(pool->Stats().recovered_chunks, 19u);
+  EXPECT_EQ(pool->Lookup(keys), 5u);
+  EXPECT_EQ(RetrieveExact(*pool, keys, src), 5u);
+}
+
+TEST_P(ExtentPoolTest, AnotherPoolIsRefusedAndItsDataLeftUntouched) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/false);
+  auto keys = MakeKeys(o.shape, 10, 15);
+  KvData src(o.shape, 10, 16);
+  {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 10u);
+  }
+  const uint64_t before = FileDigest(o.devices[0].path);
+  PoolOptions other = o;
+  other.tenant_salt = "another tenant";  // another pool id
+  auto p = Pool::Open(other);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find(o.devices[0].path), std::string::npos)
+      << p.status().ToString();
+  EXPECT_NE(p.status().message().find("another pool"), std::string::npos) << p.status().ToString();
+  PoolOptions bigger = o;
+  bigger.devices[0].capacity_bytes *= 2;  // another geometry
+  p = Pool::Open(bigger);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("slots"), std::string::npos) << p.status().ToString();
+  EXPECT_EQ(FileDigest(o.devices[0].path), before) << "a refused open wrote to the extent";
+  auto pool = OpenPool(o);
+  ASSERT_NE(pool, nullptr);
+  EXPECT_EQ(RetrieveExact(*pool, keys, src), 10u);
+}
+
+TEST_P(ExtentPoolTest, ReformatOpensAnotherPoolsExtentEmpty) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/false);
+  auto keys = MakeKeys(o.shape, 10, 17);
+  KvData src(o.shape, 10, 18);
+  {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 10u);
+  }
+  PoolOptions other = o;
+  other.tenant_salt = "another tenant";
+  for (auto& d : other.devices) d.reformat = true;
+  auto pool = OpenPool(other);
+  ASSERT_NE(pool, nullptr);
+  EXPECT_EQ(pool->Stats().recovered_chunks, 0u);
+  EXPECT_EQ(pool->Stats().segments, 0u);
+  EXPECT_EQ(pool->Lookup(keys), 0u);
+  ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 10u);
+  EXPECT_EQ(RetrieveExact(*pool, keys, src), 10u);
+}
+
+TEST_P(ExtentPoolTest, ProbeSlotsAreNotRecovered) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/false);
+  o.probe_mib = 1;
+  for (auto& d : o.devices) d.bandwidth_gibps = 0;  // measured at open: zero-key writes
+  { ASSERT_NE(OpenPool(o), nullptr); }
+  auto pool = OpenPool(o);
+  ASSERT_NE(pool, nullptr);
+  EXPECT_EQ(pool->Stats().recovered_chunks, 0u);
+  EXPECT_EQ(pool->Stats().segments, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ExtentPoolTest, ::testing::Values("uring", "psync"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+TEST(ExtentOpen, ANonEmptyFileThatIsNotAnExtentIsNotClobbered) {
+  TempDir dir;
+  const std::string path = dir.path() + "/notes.txt";
+  std::ofstream(path) << "precious user data\n";
+  const uint64_t before = FileDigest(path);
+  PoolOptions o;
+  o.shape = Tiny();
+  o.devices.push_back(ExtentOptions("ssd0", path, CapacityFor(o.shape, 8), "psync"));
+  auto p = Pool::Open(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
+  EXPECT_EQ(FileDigest(path), before);
+  o.devices[0].reformat = true;
+  EXPECT_NE(OpenPool(o), nullptr);
+}
+
+TEST(ExtentOpen, AnAllZeroFileIsFormatted) {
+  TempDir dir;
+  const std::string path = dir.path() + "/zeros.extent";
+  { std::ofstream(path) << std::string(8192, '\0'); }
+  PoolOptions o;
+  o.shape = Tiny();
+  o.devices.push_back(ExtentOptions("ssd0", path, CapacityFor(o.shape, 8), "psync"));
+  EXPECT_NE(OpenPool(o), nullptr);
+}
+
+TEST(ExtentOpen, TmpfsIsRefusedNamingThePath) {
+  struct statfs fs {};
+  if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    GTEST_SKIP() << "/dev/shm is not a tmpfs here";
+  }
+  const std::string path = "/dev/shm/kvpool-extent-test-" + std::to_string(::getpid());
+  PoolOptions o;
+  o.shape = Tiny();
+  o.devices.push_back(ExtentOptions("ssd0", path, CapacityFor(o.shape, 8), "psync"));
+  auto p = Pool::Open(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
+  EXPECT_NE(p.status().message().find("O_DIRECT"), std::string::npos) << p.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(ExtentOpen, CapacityBeyondFreeSpaceIsNoSpaceBeforeAnythingIsWritten) {
+  TempDir dir;
+  const std::string path = dir.path() + "/huge.extent";
+  PoolOptions o;
+  o.shape = Tiny();
+  o.devices.push_back(ExtentOptions("ssd0", path, 1ull << 50, "psync"));  // 1 PiB
+  auto p = Pool::Open(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kNoSpace) << p.status().ToString();
+  EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+}  // namespace
+}  // namespace kvpool::testing
