@@ -83,6 +83,28 @@ Result<Measure> ReadAll(DeviceRunner& runner, const Dataset& ds) {
   return Measure{gib / secs, cpu.user / gib, cpu.system / gib};
 }
 
+Measure MedianMeasure(const std::vector<Measure>& runs) {
+  std::vector<double> g, u, sy;
+  for (const Measure& m : runs) {
+    g.push_back(m.gibps);
+    u.push_back(m.user_per_gib);
+    sy.push_back(m.sys_per_gib);
+  }
+  return {Median(g), Median(u), Median(sy)};
+}
+
+// The run of median throughput (its CPU figures come with it).
+FioResult MedianFio(std::vector<FioResult> runs) {
+  std::sort(runs.begin(), runs.end(), [](auto& a, auto& b) { return a.gibps < b.gibps; });
+  return runs[runs.size() / 2];
+}
+
+// CPU seconds per GiB; getrusage ticks are coarse, so tiny values print as a bound.
+std::string CpuCell(double v, double gib) {
+  double floor = 0.004 / std::max(gib, 1e-9);  // ~one 4 ms tick over the run
+  return v < floor ? "<" + Fixed(floor, 4) : Fixed(v, 4);
+}
+
 struct SizeResult {
   uint32_t kib;
   std::vector<uint32_t> depths;
@@ -131,24 +153,29 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
   ::stat(ext.path.c_str(), &st);
   for (uint32_t qd : o.depths) {
     ext.queue_depth = qd;
-    auto er = OpenRunner(ext, ds.payload);
-    if (!er.ok()) return er.status();
-    ::sync();
-    *cold = DropCachesGlobal() ? "drop_caches + O_DIRECT" : "O_DIRECT; file device: fadvise";
-    auto m = ReadAll(**er, ds);
-    if (!m.ok()) return m.status().WithContext("extent read");
-    r.extent.push_back(*m);
-    er->reset();
-    DropCachesGlobal();
-    (*fr)->device().DropCaches();
-    auto mf = ReadAll(**fr, ds);
-    if (!mf.ok()) return mf.status().WithContext("file-per-chunk read");
-    r.files.push_back(*mf);
-    FioJob job{ext.path, 0, uint64_t(st.st_size), uint64_t{ds.count} * ds.payload, ds.payload, qd};
-    DropCachesGlobal();
-    auto f = RunFio(job);
-    if (!f.ok()) return f.status();
-    r.fio.push_back(*f);
+    std::vector<Measure> e, f;
+    std::vector<FioResult> fio;
+    for (int rep = 0; rep < o.repeats; ++rep) {
+      auto er = OpenRunner(ext, ds.payload);
+      if (!er.ok()) return er.status();
+      *cold = DropCachesGlobal() ? "drop_caches + O_DIRECT" : "O_DIRECT; file device: fadvise";
+      auto m = ReadAll(**er, ds);
+      if (!m.ok()) return m.status().WithContext("extent read");
+      e.push_back(*m);
+      er->reset();
+      if (!DropCachesGlobal()) (*fr)->device().DropCaches();
+      auto mf = ReadAll(**fr, ds);
+      if (!mf.ok()) return mf.status().WithContext("file-per-chunk read");
+      f.push_back(*mf);
+      FioJob job{ext.path, 0, uint64_t(st.st_size), uint64_t{ds.count} * ds.payload, ds.payload, qd};
+      DropCachesGlobal();
+      auto fr_run = RunFio(job);
+      if (!fr_run.ok()) return fr_run.status();
+      fio.push_back(*fr_run);
+    }
+    r.extent.push_back(MedianMeasure(e));
+    r.files.push_back(MedianMeasure(f));
+    r.fio.push_back(MedianFio(fio));
   }
   if (!o.keep) {
     fr->reset();
@@ -157,7 +184,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
   return r;
 }
 
-void Print(const std::vector<SizeResult>& results) {
+void Print(const std::vector<SizeResult>& results, double gib) {
   Table t({"segment", "QD", "extent GiB/s", "files GiB/s", "fio GiB/s", "extent/fio",
            "extent/files", "sys s/GiB extent", "sys s/GiB files", "files/extent sys"});
   for (const auto& r : results) {
@@ -167,8 +194,9 @@ void Print(const std::vector<SizeResult>& results) {
       double fio_gib = double(r.fio[i].gibps);
       t.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(e.gibps, 2),
              Fixed(f.gibps, 2), Fixed(fio_gib, 2), Fixed(e.gibps / fio_gib, 2),
-             Fixed(e.gibps / f.gibps, 1), Fixed(e.sys_per_gib, 4), Fixed(f.sys_per_gib, 4),
-             Fixed(f.sys_per_gib / std::max(e.sys_per_gib, 1e-9), 1)});
+             Fixed(e.gibps / f.gibps, 1), CpuCell(e.sys_per_gib, gib), CpuCell(f.sys_per_gib, gib),
+             (e.sys_per_gib < 0.004 / gib ? ">" : "") +
+                 Fixed(f.sys_per_gib / std::max(e.sys_per_gib, 0.004 / gib), 1)});
     }
   }
   std::cout << t.Render();
@@ -209,9 +237,10 @@ int RunDeviceBench(const DeviceBenchOptions& o) {
     if (!r.ok()) return std::cerr << "kvpool bench device: " << r.status().ToString() << "\n", 1;
     results.push_back(std::move(r).value());
   }
-  std::printf("cold reads: %s; CPU = user+system of the whole process (fio: its own)\n",
-              cold.c_str());
-  Print(results);
+  std::printf("cold reads: %s; medians of %d alternating runs; CPU = system seconds of the "
+              "whole process per GiB (fio: its own)\n",
+              cold.c_str(), o.repeats);
+  Print(results, double(o.mib) / 1024);
   if (!o.keep) std::filesystem::remove(o.dir + "/bench.extent", ec);
   if (!o.json.empty()) {
     json j{{"command", "bench device"}, {"machine", MachineDescription()},

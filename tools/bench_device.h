@@ -17,6 +17,7 @@ struct DeviceBenchOptions {
   std::vector<uint32_t> sizes_kib = {256, 1024, 2048};
   std::vector<uint32_t> depths = {1, 8, 32};
   std::string engine = "uring";
+  int repeats = 3;  // alternating runs of the three readers; medians reported
   bool keep = false;  // keep the files afterwards
   std::string json;
 };

@@ -52,9 +52,9 @@ bool DeviceRunner::TakeBatch(std::vector<SegmentIo*>* batch) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return stopping_ || !reads_.empty() || !writes_.empty(); });
   if (reads_.empty() && writes_.empty()) return false;  // stopping and drained
-  size_t depth = std::max<uint32_t>(1, device_->options().queue_depth);
+  const size_t limit = BatchLimit();
   auto& source = !reads_.empty() ? reads_ : writes_;
-  while (!source.empty() && batch->size() < depth) {
+  while (!source.empty() && batch->size() < limit) {
     batch->push_back(source.front());
     source.pop_front();
   }
@@ -71,24 +71,40 @@ void DeviceRunner::WorkerLoop(IoQueue* queue) {
   }
 }
 
-void DeviceRunner::RunBatch(IoQueue* queue, std::vector<SegmentIo*>& batch) {
-  for (SegmentIo* op : batch) {
-    if (op->kind == IoKind::kWrite) op->checksum = Checksum64(op->buffer, op->length);
-    op->status = Status::OK();
+size_t DeviceRunner::BatchLimit() const {
+  size_t depth = std::max<uint32_t>(1, device_->options().queue_depth);
+  return std::max<size_t>(depth * 8, 256);
+}
+
+// Checksums writes just before they are issued and verifies reads as each
+// completes, then hands the op back to its owner.
+class DeviceRunner::Sink final : public IoStreamSink {
+ public:
+  explicit Sink(DeviceRunner* runner) : runner_(runner) {}
+
+  void BeforeIssue(SegmentIo& op) override {
+    if (op.kind == IoKind::kWrite) op.checksum = Checksum64(op.buffer, op.length);
+    op.status = Status::OK();
   }
-  queue->Execute(batch);
-  for (SegmentIo* op : batch) {
-    if (op->kind == IoKind::kRead && op->status.ok() &&
-        Checksum64(op->buffer, op->length) != op->checksum) {
-      op->status = Status::Corruption("device '" + device_->name() + "' slot " +
-                                      std::to_string(op->slot) + ": checksum mismatch");
+
+  void Done(SegmentIo& op) override {
+    if (op.kind == IoKind::kRead && op.status.ok() &&
+        Checksum64(op.buffer, op.length) != op.checksum) {
+      op.status = Status::Corruption("device '" + runner_->device_->name() + "' slot " +
+                                     std::to_string(op.slot) + ": checksum mismatch");
     }
+    runner_->Account(op);
+    op.owner->OnIoComplete(op);
   }
+
+ private:
+  DeviceRunner* runner_;
+};
+
+void DeviceRunner::RunBatch(IoQueue* queue, std::vector<SegmentIo*>& batch) {
+  Sink sink(this);
+  queue->ExecuteStreaming(batch, sink);
   BusyEnd();
-  for (SegmentIo* op : batch) {
-    Account(*op);
-    op->owner->OnIoComplete(*op);
-  }
 }
 
 void DeviceRunner::BusyEnd() {
@@ -124,7 +140,9 @@ void DeviceRunner::Account(const SegmentIo& op) {
 }
 
 double DeviceRunner::busy_seconds() const {
-  return static_cast<double>(counters_.busy_ns.load(std::memory_order_relaxed)) / 1e9;
+  std::lock_guard<std::mutex> lock(mu_);
+  double open = active_workers_ > 0 ? SecondsSince(busy_since_) : 0;  // interval in progress
+  return static_cast<double>(counters_.busy_ns.load(std::memory_order_relaxed)) / 1e9 + open;
 }
 
 }  // namespace kvpool

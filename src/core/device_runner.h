@@ -61,13 +61,18 @@ class DeviceRunner {
   }
   // False once the device failed kFailuresBeforeQuarantine ops in a row.
   bool in_placement() const { return in_placement_.load(std::memory_order_relaxed); }
+  // Wall time with at least one worker busy, the current interval included.
   double busy_seconds() const;
 
  private:
+  class Sink;
   DeviceRunner(std::unique_ptr<Device> device, uint16_t id);
   void WorkerLoop(IoQueue* queue);
   // Takes up to queue_depth ops, reads first. Returns false when stopping.
   bool TakeBatch(std::vector<SegmentIo*>* batch);
+  // Ops taken per batch: several queue depths, so that a streaming queue
+  // keeps queue_depth transfers in flight while finished ones are checked.
+  size_t BatchLimit() const;
   void RunBatch(IoQueue* queue, std::vector<SegmentIo*>& batch);
   void Account(const SegmentIo& op);
   void BusyBegin();
@@ -82,7 +87,7 @@ class DeviceRunner {
   std::atomic<bool> in_placement_{true};
   std::atomic<uint32_t> consecutive_failures_{0};
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<SegmentIo*> reads_;
   std::deque<SegmentIo*> writes_;

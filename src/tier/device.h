@@ -60,12 +60,34 @@ class IoOwner {
   ~IoOwner() = default;
 };
 
+// Receives the ops of an ExecuteStreaming call one at a time.
+class IoStreamSink {
+ public:
+  // Called just before `op` is issued (for writes: the last moment to set
+  // op.checksum).
+  virtual void BeforeIssue(SegmentIo& op) = 0;
+  // `op` is complete and its status set. The queue does not touch it again.
+  virtual void Done(SegmentIo& op) = 0;
+
+ protected:
+  ~IoStreamSink() = default;
+};
+
 class IoQueue {
  public:
   virtual ~IoQueue() = default;
   // Runs every op to completion and sets op->status. Ops may complete in any
   // order. Called by one thread at a time.
   virtual void Execute(std::span<SegmentIo* const> ops) = 0;
+
+  // Like Execute, but hands each op to `sink` as soon as it completes, so
+  // the caller's per-op work overlaps the transfers still in flight.
+  // Default: BeforeIssue for every op, Execute, then Done for every op.
+  virtual void ExecuteStreaming(std::span<SegmentIo* const> ops, IoStreamSink& sink) {
+    for (SegmentIo* op : ops) sink.BeforeIssue(*op);
+    Execute(ops);
+    for (SegmentIo* op : ops) sink.Done(*op);
+  }
 };
 
 // A segment found on a persistent device at open.

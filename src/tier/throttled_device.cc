@@ -13,14 +13,17 @@ class Timeline {
  public:
   explicit Timeline(double bytes_per_second) : bytes_per_second_(bytes_per_second) {}
 
-  // Reserves the device for `bytes`; returns when the reservation ends.
+  // Reserves the device for `bytes`; returns when the reservation starts.
   Clock::time_point Reserve(uint64_t bytes) {
-    auto duration = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(static_cast<double>(bytes) / bytes_per_second_));
     std::lock_guard<std::mutex> lock(mu_);
     Clock::time_point start = std::max(Clock::now(), next_free_);
-    next_free_ = start + duration;
-    return next_free_;
+    next_free_ = start + Duration(bytes);
+    return start;
+  }
+
+  Clock::duration Duration(uint64_t bytes) const {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(static_cast<double>(bytes) / bytes_per_second_));
   }
 
  private:
@@ -34,12 +37,31 @@ class ThrottledQueue final : public IoQueue {
   ThrottledQueue(std::unique_ptr<IoQueue> inner, Timeline* timeline)
       : inner_(std::move(inner)), timeline_(timeline) {}
 
+  // The batch is reserved on the timeline at once; each op completes at its
+  // own point of the reservation, so completions (and layer callbacks)
+  // arrive at the emulated device's pace rather than once per batch.
+  void ExecuteStreaming(std::span<SegmentIo* const> ops, IoStreamSink& sink) override {
+    uint64_t bytes = 0;
+    for (SegmentIo* op : ops) {
+      sink.BeforeIssue(*op);
+      bytes += op->length;
+    }
+    Clock::time_point start = timeline_->Reserve(bytes);
+    inner_->Execute(ops);
+    uint64_t done = 0;
+    for (SegmentIo* op : ops) {
+      done += op->length;
+      std::this_thread::sleep_until(start + timeline_->Duration(done));
+      sink.Done(*op);
+    }
+  }
+
   void Execute(std::span<SegmentIo* const> ops) override {
     uint64_t bytes = 0;
     for (const SegmentIo* op : ops) bytes += op->length;
-    Clock::time_point end = timeline_->Reserve(bytes);
+    Clock::time_point start = timeline_->Reserve(bytes);
     inner_->Execute(ops);
-    std::this_thread::sleep_until(end);
+    std::this_thread::sleep_until(start + timeline_->Duration(bytes));
   }
 
  private:

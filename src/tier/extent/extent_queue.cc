@@ -32,6 +32,49 @@ void ExtentQueue::Execute(std::span<SegmentIo* const> ops) {
   }
 }
 
+// Adapts a batch of segment ops to the engine's pull/complete stream.
+class ExtentQueue::Stream final : public RawStream {
+ public:
+  Stream(ExtentQueue* queue, std::span<SegmentIo* const> ops, IoStreamSink& sink)
+      : queue_(queue), ops_(ops), sink_(sink),
+        by_buffer_(queue->raw_->depth(), nullptr), write_id_(queue->raw_->depth(), 0) {}
+
+  bool Next(uint32_t buffer, RawIo* io) override {
+    while (next_ < ops_.size()) {
+      SegmentIo& op = *ops_[next_++];
+      sink_.BeforeIssue(op);
+      op.status = queue_->Prepare(op, buffer, io, &write_id_[buffer]);
+      if (!op.status.ok()) {
+        sink_.Done(op);
+        continue;
+      }
+      by_buffer_[buffer] = &op;
+      return true;
+    }
+    return false;
+  }
+
+  void Complete(RawIo& io) override {
+    SegmentIo& op = *by_buffer_[io.buffer];
+    op.status = op.kind == IoKind::kRead ? queue_->FinishRead(op, io)
+                                         : queue_->FinishWrite(op, io, write_id_[io.buffer]);
+    sink_.Done(op);
+  }
+
+ private:
+  ExtentQueue* queue_;
+  std::span<SegmentIo* const> ops_;
+  IoStreamSink& sink_;
+  size_t next_ = 0;
+  std::vector<SegmentIo*> by_buffer_;
+  std::vector<uint64_t> write_id_;
+};
+
+void ExtentQueue::ExecuteStreaming(std::span<SegmentIo* const> ops, IoStreamSink& sink) {
+  Stream stream(this, ops, sink);
+  raw_->RunStream(stream);
+}
+
 void ExtentQueue::RunWave(std::span<SegmentIo* const> ops) {
   ios_.clear();
   ops_.clear();

@@ -39,8 +39,13 @@ class ExtentQueue final : public IoQueue {
   // `context` must outlive the queue.
   ExtentQueue(std::unique_ptr<RawQueue> raw, const ExtentContext* context);
   void Execute(std::span<SegmentIo* const> ops) override;
+  // Keeps queue_depth slot transfers in flight and hands each op to `sink`
+  // as it completes (header checks and payload copy done).
+  void ExecuteStreaming(std::span<SegmentIo* const> ops, IoStreamSink& sink) override;
 
  private:
+  class Stream;
+
   void RunWave(std::span<SegmentIo* const> ops);
   // Fills the bounce buffer and `io`; an error leaves the op out of the wave.
   Status Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t* write_id);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 #include "tier/extent/raw_queue.h"
 
@@ -43,6 +44,25 @@ class PsyncQueue final : public RawQueue {
 
 Result<std::unique_ptr<RawQueue>> NewPsyncQueue(const EngineConfig& config, BufferArena arena) {
   return std::unique_ptr<RawQueue>(new PsyncQueue(config.fd, std::move(arena)));
+}
+
+void RawQueue::RunStream(RawStream& stream) {
+  std::vector<RawIo> wave;
+  bool more = true;
+  while (more) {
+    wave.clear();
+    for (uint32_t b = 0; b < depth(); ++b) {
+      RawIo io;
+      if (!stream.Next(b, &io)) {
+        more = false;
+        break;
+      }
+      wave.push_back(io);
+    }
+    if (wave.empty()) return;
+    Run(wave);
+    for (RawIo& io : wave) stream.Complete(io);
+  }
 }
 
 Result<std::unique_ptr<RawQueue>> NewRawQueue(const EngineConfig& config) {

@@ -38,11 +38,28 @@ struct EngineConfig {
   std::string what;         // "device 'name'", for error messages
 };
 
+// Feeds a RawQueue::RunStream: transfers are pulled one at a time as
+// buffers free up, and handed back one at a time as they complete.
+class RawStream {
+ public:
+  // Fills `io` for the next transfer, using arena buffer `buffer`
+  // (io->buffer = buffer). Returns false when there is nothing left.
+  virtual bool Next(uint32_t buffer, RawIo* io) = 0;
+  // `io` is complete (io.result set). Its buffer is reused once this returns.
+  virtual void Complete(RawIo& io) = 0;
+
+ protected:
+  ~RawStream() = default;
+};
+
 class RawQueue {
  public:
   virtual ~RawQueue() = default;
   // Runs every io (at most depth()) to completion; sets each io.result.
   virtual void Run(std::span<RawIo> ios) = 0;
+  // Runs the stream to its end with up to depth() transfers in flight.
+  // Default: waves of depth() transfers through Run.
+  virtual void RunStream(RawStream& stream);
   virtual std::string_view engine() const = 0;
   virtual bool registered_buffers() const = 0;
 

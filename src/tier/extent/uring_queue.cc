@@ -102,6 +102,24 @@ class UringQueue final : public RawQueue {
     }
   }
 
+  // Keeps up to depth() transfers in flight: each completion is handed to
+  // the stream (whose work overlaps the others) and its buffer refilled.
+  void RunStream(RawStream& stream) override {
+    if (broken_ != 0) return RawQueue::RunStream(stream);  // fails every io
+    StreamState st(depth());
+    bool more = true;
+    while (true) {
+      more = more && Refill(stream, st);
+      if (st.in_flight == 0) return;
+      int r = io_uring_submit_and_wait(&ring_, 1);
+      if (r > 0) st.unsubmitted -= std::min<size_t>(st.unsubmitted, size_t(r));
+      if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+        return AbandonStream(stream, st, r);
+      }
+      ReapStream(stream, st);
+    }
+  }
+
   std::string_view engine() const override { return "uring"; }
   bool registered_buffers() const override { return registered_; }
 
@@ -134,6 +152,75 @@ class UringQueue final : public RawQueue {
     }
     io_uring_cq_advance(&ring_, count);
     return count;
+  }
+
+  struct StreamState {
+    explicit StreamState(uint32_t depth) : slot(depth), busy(depth, false) {
+      for (uint32_t b = depth; b-- > 0;) free_buffers.push_back(b);
+    }
+    std::vector<RawIo> slot;  // by buffer
+    std::vector<bool> busy;   // prepared and not yet completed
+    std::vector<uint32_t> free_buffers;
+    std::vector<uint32_t> reaped;
+    size_t in_flight = 0;     // prepared, not completed
+    size_t unsubmitted = 0;   // prepared, not yet taken by the kernel
+  };
+
+  // Prepares transfers for every free buffer; false once the stream is dry.
+  bool Refill(RawStream& stream, StreamState& st) {
+    while (!st.free_buffers.empty()) {
+      uint32_t b = st.free_buffers.back();
+      if (!stream.Next(b, &st.slot[b])) return false;
+      st.free_buffers.pop_back();
+      st.slot[b].buffer = b;
+      Prepare(st.slot[b], b);
+      st.busy[b] = true;
+      ++st.in_flight;
+      ++st.unsubmitted;
+    }
+    return true;
+  }
+
+  void Finish(RawStream& stream, StreamState& st, uint32_t b) {
+    st.busy[b] = false;
+    --st.in_flight;
+    stream.Complete(st.slot[b]);
+    st.free_buffers.push_back(b);
+  }
+
+  size_t ReapStream(RawStream& stream, StreamState& st) {
+    unsigned head = 0, count = 0;
+    io_uring_cqe* cqe = nullptr;
+    st.reaped.clear();
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      uint32_t b = static_cast<uint32_t>(io_uring_cqe_get_data64(cqe));
+      st.slot[b].result = cqe->res;
+      st.reaped.push_back(b);
+      ++count;
+    }
+    io_uring_cq_advance(&ring_, count);
+    for (uint32_t b : st.reaped) Finish(stream, st, b);
+    return count;
+  }
+
+  // The ring failed with `err`: waits for the transfers the kernel holds,
+  // fails the prepared ones it never took and the rest of the stream, and
+  // retires the ring (unsubmitted entries are stuck in it).
+  void AbandonStream(RawStream& stream, StreamState& st, int err) {
+    size_t in_kernel = st.in_flight - st.unsubmitted;
+    while (in_kernel > 0) {
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_wait_cqe(&ring_, &cqe) < 0) continue;
+      in_kernel -= std::min(in_kernel, ReapStream(stream, st));
+    }
+    for (uint32_t b = 0; b < st.busy.size(); ++b) {
+      if (!st.busy[b]) continue;
+      st.slot[b].result = err;
+      Finish(stream, st, b);
+    }
+    broken_ = err;
+    log::Error("io_uring submission failed: " + ErrnoStatus(-err, "io_uring_enter").message());
+    RawQueue::RunStream(stream);
   }
 
   // The ring failed with `err`: waits for the `in_flight` submitted ios (the
