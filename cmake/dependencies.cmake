@@ -24,3 +24,26 @@ if(KVPOOL_WITH_NUMA)
     set(KVPOOL_HAVE_NUMA ON)
   endif()
 endif()
+
+# SPDK (optional, docs/spdk.md): its pkg-config files (spdk_nvme,
+# spdk_env_dpdk, spdk_sock_modules) must be on PKG_CONFIG_PATH, e.g.
+# PKG_CONFIG_PATH=/opt/spdk/lib/pkgconfig, or under KVPOOL_SPDK_DIR. SPDK must
+# be built --with-shared: its transports and socket modules register
+# themselves from library constructors, which static archives would drop.
+set(KVPOOL_HAVE_SPDK OFF)
+set(KVPOOL_SPDK_DIR "$ENV{KVPOOL_SPDK_DIR}" CACHE PATH "SPDK install prefix (holds lib/pkgconfig)")
+if(KVPOOL_WITH_SPDK)
+  if(KVPOOL_SPDK_DIR)
+    set(ENV{PKG_CONFIG_PATH} "${KVPOOL_SPDK_DIR}/lib/pkgconfig:$ENV{PKG_CONFIG_PATH}")
+  endif()
+  pkg_check_modules(SPDK IMPORTED_TARGET spdk_nvme spdk_env_dpdk spdk_sock_modules)
+  if(SPDK_FOUND AND NOT SPDK_LINK_LIBRARIES MATCHES "libspdk_nvme\\.so")
+    message(WARNING "SPDK found but not as shared libraries (rebuild SPDK --with-shared): "
+                    "the SPDK device is disabled")
+  elseif(SPDK_FOUND)
+    set(KVPOOL_HAVE_SPDK ON)
+    message(STATUS "SPDK found (${SPDK_INCLUDE_DIRS}): building the SPDK device")
+  else()
+    message(STATUS "SPDK not found: kind = \"spdk\" reports Unsupported (docs/spdk.md)")
+  endif()
+endif()

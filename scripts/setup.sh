@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian package kvpool needs to build, test and benchmark.
 # Idempotent: packages already present are left alone. Must run as root (or
-# with sudo available) on Debian 12.
+# with sudo available) on Debian 12. Ends with scripts/setup_llama.sh (pinned
+# llama.cpp from npm, built once; KVPOOL_SKIP_LLAMA=1 skips it).
 set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
@@ -19,17 +21,21 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
-fi
+install_missing() {
+  if ((${#missing[@]} == 0)); then
+    echo "setup: all ${#PACKAGES[@]} packages present"
+    return 0
+  fi
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: need root to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
 
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "setup: need root to install: ${missing[*]}" >&2; exit 1; }
-  SUDO="sudo"
-fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_missing
+"$ROOT/scripts/setup_llama.sh"

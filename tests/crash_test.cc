@@ -3,6 +3,11 @@
 // pool and every chunk that Lookup reports must come back byte for byte.
 // Chunk bytes are a function of (chunk key, layer), so the parent can check
 // them from the keys alone.
+//
+// Crash.Spdk* runs the same rounds on SPDK devices (KVPOOL_TEST_SPDK_TRANSPORT,
+// tests/hw/spdk_nvmf_test.sh). SPDK's environment must not be inherited
+// across fork, so there the parent never touches SPDK: it also verifies in a
+// forked child.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -68,8 +73,16 @@ PoolOptions CrashPoolOptions(const std::string& dir, const std::string& engine) 
   o.shape = Shape();
   const uint64_t chunk = uint64_t{o.shape.SegmentBytes()} * o.shape.layers;
   // Room for about half of all documents: eviction (and slot reuse) happens.
-  o.devices.push_back(ExtentOptions("ssd0", dir + "/ssd0.extent", 60 * chunk, engine, 2.0));
-  o.devices.push_back(ExtentOptions("ssd1", dir + "/ssd1.extent", 80 * chunk, engine, 3.0));
+  if (engine == "spdk") {
+    const std::vector<std::string> t = SpdkTransports();
+    o.devices.push_back(SpdkOptions("ssd0", t.at(0), 60 * chunk, 2.0));
+    o.devices.push_back(t.size() > 1
+                            ? SpdkOptions("ssd1", t[1], 80 * chunk, 3.0)
+                            : ExtentOptions("ssd1", dir + "/ssd1.extent", 80 * chunk, "psync", 3.0));
+  } else {
+    o.devices.push_back(ExtentOptions("ssd0", dir + "/ssd0.extent", 60 * chunk, engine, 2.0));
+    o.devices.push_back(ExtentOptions("ssd1", dir + "/ssd1.extent", 80 * chunk, engine, 3.0));
+  }
   o.devices.push_back(DramOptions("dram0", 20 * chunk, 0.5));
   o.devices[1].io_threads = 2;
   return o;
@@ -87,6 +100,9 @@ PoolOptions CrashPoolOptions(const std::string& dir, const std::string& engine) 
   std::vector<std::unique_ptr<Device>> devices;
   for (const DeviceOptions& d : o.devices) {
     auto dev = d.kind == DeviceKind::kExtent ? OpenExtentDevice(d, payload, pool_id, tuning)
+#if KVPOOL_HAVE_SPDK
+               : d.kind == DeviceKind::kSpdk ? OpenSpdkDevice(d, payload, pool_id, tuning)
+#endif
                                              : OpenDevice(d, payload, pool_id);
     if (!dev.ok()) {
       std::cerr << "child: " << dev.status().ToString() << "\n";
@@ -115,6 +131,7 @@ PoolOptions CrashPoolOptions(const std::string& dir, const std::string& engine) 
 }
 
 struct RoundResult {
+  bool opened = false;     // the pool reopened after the crash
   size_t found = 0;        // chunks Lookup reported, over all documents
   size_t exact = 0;        // of those, retrieved byte for byte
   size_t wrong_bytes = 0;  // chunks retrieved with wrong bytes (must stay 0)
@@ -126,6 +143,7 @@ RoundResult VerifyAfterCrash(const PoolOptions& o) {
   auto opened = Pool::Open(o);
   EXPECT_TRUE(opened.ok()) << opened.status().ToString();
   if (!opened.ok()) return r;
+  r.opened = true;
   Pool& pool = **opened;
   r.recovered = pool.Stats().recovered_chunks;
   for (uint64_t seed = 0; seed < kDocs; ++seed) {
@@ -171,17 +189,46 @@ bool RunAndKill(const PoolOptions& o, uint64_t round, std::mt19937_64& rng, int*
   return ready && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
-TEST(Crash, EveryChunkFoundAfterSigkillIsByteExact) {
-  const std::string engine = UringStatus().ok() ? "uring" : "psync";
-  if (engine != "uring") std::cout << "io_uring unavailable, crashing the psync engine\n";
-  TempDir dir;
-  const PoolOptions o = CrashPoolOptions(dir.path(), engine);
+// VerifyAfterCrash in a forked child (which alone brings SPDK up).
+RoundResult VerifyInChild(const PoolOptions& o) {
+  RoundResult r;
+  int fds[2];
+  if (::pipe(fds) != 0) return r;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    RoundResult mine = VerifyAfterCrash(o);
+    _exit(::write(fds[1], &mine, sizeof(mine)) == ssize_t(sizeof(mine)) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  if (::read(fds[0], &r, sizeof(r)) != ssize_t(sizeof(r))) r = RoundResult{};
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return r;
+}
+
+// Zeroes the first MiB of every SPDK namespace in `o`, in a child.
+bool WipeInChild(const PoolOptions& o) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    bool ok = true;
+    for (const DeviceOptions& d : o.devices) ok &= d.kind != DeviceKind::kSpdk || WipeSpdk(d);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+void RunCrashRounds(const PoolOptions& o, bool verify_in_child) {
   std::mt19937_64 rng(20241126);
   size_t total_found = 0, total_exact = 0, total_wrong = 0;
   for (int round = 0; round < kRounds; ++round) {
     int delay_ms = 0;
     ASSERT_TRUE(RunAndKill(o, uint64_t(round), rng, &delay_ms)) << "round " << round;
-    RoundResult r = VerifyAfterCrash(o);
+    RoundResult r = verify_in_child ? VerifyInChild(o) : VerifyAfterCrash(o);
+    ASSERT_TRUE(r.opened) << "round " << round << ": the pool did not reopen";
     std::cout << "round " << round << ": killed after " << delay_ms << " ms, " << r.found
               << " chunks found by Lookup (" << r.recovered << " recovered), " << r.exact
               << " byte-exact, " << r.wrong_bytes << " wrong" << std::endl;
@@ -195,6 +242,21 @@ TEST(Crash, EveryChunkFoundAfterSigkillIsByteExact) {
             << total_exact << " byte-exact, " << total_wrong << " wrong" << std::endl;
   EXPECT_EQ(total_wrong, 0u);
   EXPECT_GT(total_exact, size_t{kRounds}) << "too few chunks survived the crashes";
+}
+
+TEST(Crash, EveryChunkFoundAfterSigkillIsByteExact) {
+  const std::string engine = UringStatus().ok() ? "uring" : "psync";
+  if (engine != "uring") std::cout << "io_uring unavailable, crashing the psync engine\n";
+  TempDir dir;
+  RunCrashRounds(CrashPoolOptions(dir.path(), engine), /*verify_in_child=*/false);
+}
+
+TEST(Crash, SpdkEveryChunkFoundAfterSigkillIsByteExact) {
+  KVP_SKIP_WITHOUT_SPDK();
+  TempDir dir;
+  const PoolOptions o = CrashPoolOptions(dir.path(), "spdk");
+  ASSERT_TRUE(WipeInChild(o));
+  RunCrashRounds(o, /*verify_in_child=*/true);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The extent device inside a full pool: byte-exact round trips with both
 // engines, restarts, damaged data between runs, foreign or blank files,
-// tmpfs and capacity errors.
+// tmpfs and capacity errors. The "spdk" variants run the same tests on the
+// SPDK device (the extent device over an NVMe namespace) when
+// KVPOOL_TEST_SPDK_TRANSPORT is set (tests/hw/spdk_nvmf_test.sh).
 #include <gtest/gtest.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -22,14 +24,23 @@ uint64_t CapacityFor(const ModelShape& s, size_t chunks) {
   return uint64_t{s.SegmentBytes()} * s.layers * chunks;
 }
 
-// Two extents (+ one DRAM region when `dram`), each able to hold `chunks` chunks.
+// Two extents (+ one DRAM region when `dram`), each able to hold `chunks`
+// chunks. Engine "spdk": SPDK devices on the test namespaces (the second
+// one an extent file when only one namespace is given).
 PoolOptions ExtentPool(const std::string& dir, const std::string& engine, size_t chunks,
                        bool dram) {
   PoolOptions o;
   o.shape = Tiny();
   const uint64_t cap = CapacityFor(o.shape, chunks);
-  o.devices.push_back(ExtentOptions("ssd0", dir + "/ssd0.extent", cap, engine, 2.0));
-  o.devices.push_back(ExtentOptions("ssd1", dir + "/ssd1.extent", cap, engine, 3.0));
+  if (engine == "spdk") {
+    const std::vector<std::string> t = SpdkTransports();
+    o.devices.push_back(SpdkOptions("ssd0", t.at(0), cap, 2.0));
+    o.devices.push_back(t.size() > 1 ? SpdkOptions("ssd1", t[1], cap, 3.0)
+                                     : ExtentOptions("ssd1", dir + "/ssd1.extent", cap, "psync", 3.0));
+  } else {
+    o.devices.push_back(ExtentOptions("ssd0", dir + "/ssd0.extent", cap, engine, 2.0));
+    o.devices.push_back(ExtentOptions("ssd1", dir + "/ssd1.extent", cap, engine, 3.0));
+  }
   o.devices[1].io_threads = 2;
   if (dram) o.devices.push_back(DramOptions("dram0", cap, 1.0));
   return o;
@@ -53,7 +64,14 @@ size_t RetrieveExact(Pool& pool, const std::vector<ChunkKey>& keys, const KvData
 
 class ExtentPoolTest : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { KVP_SKIP_WITHOUT_URING(GetParam()); }
+  void SetUp() override {
+    KVP_SKIP_WITHOUT_URING(GetParam());
+    if (GetParam() != "spdk") return;
+    KVP_SKIP_WITHOUT_SPDK();
+    for (const std::string& t : SpdkTransports()) {  // every test starts on a blank namespace
+      ASSERT_TRUE(WipeSpdk(SpdkOptions("wipe", t, 4096))) << t;
+    }
+  }
   TempDir dir_;
 };
 
@@ -77,6 +95,13 @@ TEST_P(ExtentPoolTest, RoundTripOverTwoExtentsAndDramIsByteExact) {
   auto* impl = dynamic_cast<PoolImpl*>(pool.get());
   ASSERT_NE(impl, nullptr);
   std::string describe = impl->DescribeDevices()[0];
+  if (GetParam() == "spdk") {
+    EXPECT_NE(describe.find("engine=spdk user-space NVMe"), std::string::npos) << describe;
+    EXPECT_NE(describe.find("polling: cpu"), std::string::npos) << describe;
+    EXPECT_NE(describe.find("state=ok"), std::string::npos) << describe;
+    EXPECT_NE(describe.find(o.devices[0].transport), std::string::npos) << describe;
+    return;
+  }
   EXPECT_NE(describe.find("engine=" + GetParam() + " O_DIRECT"), std::string::npos) << describe;
   EXPECT_NE(describe.find("hugepages="), std::string::npos) << describe;
   EXPECT_NE(describe.find(dir_.path()), std::string::npos) << describe;
@@ -152,8 +177,8 @@ TEST_P(ExtentPoolTest, CorruptPayloadByteIsAMissNeverWrongBytes) {
   }
   bool flipped = false;
   for (const DeviceOptions& d : o.devices) {
-    ExtentImage img(d.path);
-    ASSERT_TRUE(img.ok()) << d.path;
+    ExtentImage img(d);
+    ASSERT_TRUE(img.ok()) << Location(d);
     if (auto slot = img.FindSlot(keys[7], 2); slot && !flipped) {
       img.FlipByte(*slot, format::kBlockBytes + 1000);
       flipped = true;
@@ -177,7 +202,7 @@ TEST_P(ExtentPoolTest, CorruptHeaderIsDiscardedAtOpen) {
   }
   bool flipped = false;
   for (const DeviceOptions& d : o.devices) {
-    ExtentImage img(d.path);
+    ExtentImage img(d);
     if (auto slot = img.FindSlot(keys[5], 0); slot && !flipped) {
       img.FlipByte(*slot, format::slot::kLayer);
       flipped = true;
@@ -200,13 +225,13 @@ TEST_P(ExtentPoolTest, AnotherPoolIsRefusedAndItsDataLeftUntouched) {
     ASSERT_NE(pool, nullptr);
     ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 10u);
   }
-  const uint64_t before = FileDigest(o.devices[0].path);
+  const uint64_t before = DeviceDigest(o.devices[0]);
   PoolOptions other = o;
   other.tenant_salt = "another tenant";  // another pool id
   auto p = Pool::Open(other);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(p.status().message().find(o.devices[0].path), std::string::npos)
+  EXPECT_NE(p.status().message().find(Location(o.devices[0])), std::string::npos)
       << p.status().ToString();
   EXPECT_NE(p.status().message().find("another pool"), std::string::npos) << p.status().ToString();
   PoolOptions bigger = o;
@@ -215,7 +240,7 @@ TEST_P(ExtentPoolTest, AnotherPoolIsRefusedAndItsDataLeftUntouched) {
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(p.status().message().find("slots"), std::string::npos) << p.status().ToString();
-  EXPECT_EQ(FileDigest(o.devices[0].path), before) << "a refused open wrote to the extent";
+  EXPECT_EQ(DeviceDigest(o.devices[0]), before) << "a refused open wrote to the extent";
   auto pool = OpenPool(o);
   ASSERT_NE(pool, nullptr);
   EXPECT_EQ(RetrieveExact(*pool, keys, src), 10u);
@@ -253,7 +278,7 @@ TEST_P(ExtentPoolTest, ProbeSlotsAreNotRecovered) {
   EXPECT_EQ(pool->Stats().segments, 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ExtentPoolTest, ::testing::Values("uring", "psync"),
+INSTANTIATE_TEST_SUITE_P(Engines, ExtentPoolTest, ::testing::Values("uring", "psync", "spdk"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 TEST(ExtentOpen, ANonEmptyFileThatIsNotAnExtentIsNotClobbered) {
@@ -311,6 +336,50 @@ TEST(ExtentOpen, CapacityBeyondFreeSpaceIsNoSpaceBeforeAnythingIsWritten) {
   EXPECT_EQ(p.status().code(), StatusCode::kNoSpace) << p.status().ToString();
   EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
   EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// The SPDK device's own open errors, on a test namespace.
+class SpdkOpenTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    KVP_SKIP_WITHOUT_SPDK();
+    d_ = SpdkOptions("nvme0", SpdkTransports()[0], CapacityFor(Tiny(), 8));
+    ASSERT_TRUE(WipeSpdk(d_));
+  }
+  PoolOptions Options() const {
+    PoolOptions o;
+    o.shape = Tiny();
+    o.devices.push_back(d_);
+    return o;
+  }
+  DeviceOptions d_;
+};
+
+TEST_F(SpdkOpenTest, ANonEmptyNamespaceThatIsNotAnExtentIsNotClobbered) {
+  {
+    std::vector<std::byte> block(format::kBlockBytes, std::byte{'x'});
+    ASSERT_TRUE(RawExtent(d_).Write(8192, block.data(), block.size()));
+  }
+  const uint64_t before = DeviceDigest(d_);
+  auto p = Pool::Open(Options());
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument) << p.status().ToString();
+  EXPECT_NE(p.status().message().find(d_.transport), std::string::npos) << p.status().ToString();
+  EXPECT_EQ(DeviceDigest(d_), before);
+  PoolOptions o = Options();
+  o.devices[0].reformat = true;
+  EXPECT_NE(OpenPool(o), nullptr);
+}
+
+TEST_F(SpdkOpenTest, CapacityBeyondTheNamespaceIsNoSpaceBeforeAnythingIsWritten) {
+  const uint64_t before = DeviceDigest(d_);
+  PoolOptions o = Options();
+  o.devices[0].capacity_bytes = 1ull << 40;  // 1 TiB
+  auto p = Pool::Open(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kNoSpace) << p.status().ToString();
+  EXPECT_NE(p.status().message().find(d_.transport), std::string::npos) << p.status().ToString();
+  EXPECT_EQ(DeviceDigest(d_), before);
 }
 
 }  // namespace

@@ -108,8 +108,9 @@ std::string CpuCell(double v, double gib) {
 struct SizeResult {
   uint32_t kib;
   std::vector<uint32_t> depths;
-  std::vector<Measure> extent, files;
+  std::vector<Measure> extent, files, spdk;  // spdk: empty without --spdk-transport
   std::vector<FioResult> fio;
+  std::string spdk_describe;  // the SPDK device's Describe() after its last run
 };
 
 Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::string* cold) {
@@ -139,7 +140,14 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
   std::error_code ec;
   std::filesystem::remove(ext.path, ec);
 
-  SizeResult r{kib, o.depths, {}, {}, {}};
+  DeviceOptions spdk = ext;
+  spdk.name = "spdk-" + std::to_string(kib) + "k";
+  spdk.kind = DeviceKind::kSpdk;
+  spdk.path.clear();
+  spdk.transport = o.spdk_transport;
+  spdk.capacity_bytes = uint64_t{ds.count} * ds.payload;
+
+  SizeResult r{kib, o.depths, {}, {}, {}, {}, {}};
   auto fr = OpenRunner(files, ds.payload);
   if (!fr.ok()) return fr.status();
   {
@@ -147,13 +155,20 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
     if (!er.ok()) return er.status();
     KVP_RETURN_IF_ERROR(WriteAll(**er, ds));
   }
+  if (!spdk.transport.empty()) {
+    auto sr = OpenRunner(spdk, ds.payload);
+    if (!sr.ok()) return sr.status().WithContext("SPDK device");
+    KVP_RETURN_IF_ERROR(WriteAll(**sr, ds));
+  }
   KVP_RETURN_IF_ERROR(WriteAll(**fr, ds));
   ext.reformat = false;
+  spdk.reformat = false;
   struct stat st {};
   ::stat(ext.path.c_str(), &st);
   for (uint32_t qd : o.depths) {
     ext.queue_depth = qd;
-    std::vector<Measure> e, f;
+    spdk.queue_depth = qd;
+    std::vector<Measure> e, f, sp;
     std::vector<FioResult> fio;
     for (int rep = 0; rep < o.repeats; ++rep) {
       auto er = OpenRunner(ext, ds.payload);
@@ -163,6 +178,14 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
       if (!m.ok()) return m.status().WithContext("extent read");
       e.push_back(*m);
       er->reset();
+      if (!spdk.transport.empty()) {  // no page cache on this path: always cold
+        auto sr = OpenRunner(spdk, ds.payload);
+        if (!sr.ok()) return sr.status().WithContext("SPDK device");
+        auto ms = ReadAll(**sr, ds);
+        if (!ms.ok()) return ms.status().WithContext("SPDK read");
+        sp.push_back(*ms);
+        r.spdk_describe = (*sr)->device().Describe();
+      }
       if (!DropCachesGlobal()) (*fr)->device().DropCaches();
       auto mf = ReadAll(**fr, ds);
       if (!mf.ok()) return mf.status().WithContext("file-per-chunk read");
@@ -175,6 +198,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
     }
     r.extent.push_back(MedianMeasure(e));
     r.files.push_back(MedianMeasure(f));
+    if (!sp.empty()) r.spdk.push_back(MedianMeasure(sp));
     r.fio.push_back(MedianFio(fio));
   }
   if (!o.keep) {
@@ -200,6 +224,21 @@ void Print(const std::vector<SizeResult>& results, double gib) {
     }
   }
   std::cout << t.Render();
+  if (results.empty() || results[0].spdk.empty()) return;
+  // The SPDK device polls: its CPU is user time of the polling worker.
+  Table s({"segment", "QD", "spdk GiB/s", "extent GiB/s", "spdk/extent", "usr s/GiB spdk",
+           "sys s/GiB spdk", "usr+sys s/GiB extent"});
+  for (const auto& r : results) {
+    for (size_t i = 0; i < r.depths.size(); ++i) {
+      const Measure& sp = r.spdk[i];
+      const Measure& e = r.extent[i];
+      s.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(sp.gibps, 2),
+             Fixed(e.gibps, 2), Fixed(sp.gibps / e.gibps, 2), CpuCell(sp.user_per_gib, gib),
+             CpuCell(sp.sys_per_gib, gib), CpuCell(e.user_per_gib + e.sys_per_gib, gib)});
+    }
+  }
+  std::cout << "\nSPDK device (same extent format, user-space NVMe, polled completions):\n"
+            << s.Render() << "last SPDK run: " << results.back().spdk_describe << "\n";
 }
 
 json ToJson(const std::vector<SizeResult>& results) {
@@ -217,6 +256,10 @@ json ToJson(const std::vector<SizeResult>& results) {
                       {"fio", {{"gibps", f.gibps}, {"user_s_per_gib", gib ? f.user_seconds / gib : 0},
                                {"sys_s_per_gib", gib ? f.system_seconds / gib : 0},
                                {"command", f.command}}}});
+      if (!r.spdk.empty()) {
+        rows.back()["spdk"] = m(r.spdk[i]);
+        rows.back()["spdk"]["describe"] = r.spdk_describe;
+      }
     }
   }
   return rows;

@@ -2,7 +2,10 @@
 // 2 MiB at queue depths 1, 8 and 32 on one extent file, for (a) the extent
 // device (KV-passthrough), (b) the file-per-chunk device holding the same
 // data, and (c) fio with io_uring + O_DIRECT + registered buffers/file on the
-// same file, block size and queue depth, all in one invocation.
+// same file, block size and queue depth, all in one invocation. With
+// --spdk-transport, (d) the SPDK device (the same extent format on namespace 1
+// of that NVMe controller, through SPDK's user-space driver) joins them; its
+// namespace is reformatted.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +20,7 @@ struct DeviceBenchOptions {
   std::vector<uint32_t> sizes_kib = {256, 1024, 2048};
   std::vector<uint32_t> depths = {1, 8, 32};
   std::string engine = "uring";
+  std::string spdk_transport;  // SPDK transport ID; "" = no SPDK column
   int repeats = 3;  // alternating runs of the three readers; medians reported
   bool keep = false;  // keep the files afterwards
   std::string json;

@@ -3,6 +3,7 @@
 //   kvpool bench device   extent device vs file-per-chunk vs fio, cold reads
 //   kvpool probe          what the machine offers and what each device does
 //   kvpool config         print the embedded default configuration
+//   kvpool llama          llama.cpp with its prefix KV in the pool (when built with it)
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -12,6 +13,9 @@
 #include "config.h"
 #include "default_config.h"
 #include "probe.h"
+#if KVPOOL_HAVE_LLAMA
+#include "llama_cmd.h"
+#endif
 
 namespace {
 
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
   bench_device->add_option("--sizes-kib", device_bench.sizes_kib, "segment sizes in KiB");
   bench_device->add_option("--depths", device_bench.depths, "queue depths");
   bench_device->add_option("--engine", device_bench.engine, "extent engine: uring or psync");
+  bench_device->add_option("--spdk-transport", device_bench.spdk_transport, "also bench the SPDK device on this transport ID (its namespace is reformatted)");
   bench_device->add_option("--repeats", device_bench.repeats, "runs per cell (median)")->check(CLI::Range(1, 100));
   bench_device->add_flag("--keep", device_bench.keep, "keep the data files");
   bench_device->add_option("--json", device_bench.json, "write results as JSON to this file");
@@ -86,7 +91,14 @@ int main(int argc, char** argv) {
   CLI::App* config = app.add_subcommand("config", "print the embedded default configuration");
   config->add_option("--state-dir", state_dir, "state directory to put in it");
 
+#if KVPOOL_HAVE_LLAMA
+  LlamaCommand llama(app);
+#endif
+
   CLI11_PARSE(app, argc, argv);
+#if KVPOOL_HAVE_LLAMA
+  if (llama.Parsed()) return llama.Run();
+#endif
   if (bench_device->parsed()) return RunDeviceBench(device_bench);
   if (bench_longdoc->parsed()) {
     if (!contexts.empty()) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,9 @@
 #endif
 #if KVPOOL_HAVE_NUMA
 #include <numa.h>
+#endif
+#if KVPOOL_HAVE_SPDK
+#include "tier/spdk/spdk_device.h"
 #endif
 
 namespace kvpool::cli {
@@ -104,6 +108,30 @@ json ProbeUring() {
 #endif
 }
 
+// Whether SPDK is built in and, if so, whether its environment comes up here
+// (with PCI when a configured SPDK device is PCIe).
+json ProbeSpdk(const PoolOptions& o) {
+#if KVPOOL_HAVE_SPDK
+  bool pci = false;
+  for (const auto& d : o.devices) {
+    std::string t = d.transport;
+    for (char& c : t) c = char(std::tolower(static_cast<unsigned char>(c)));
+    pci |= d.kind == DeviceKind::kSpdk && t.find("trtype:pcie") != std::string::npos;
+  }
+  auto env = ProbeSpdkEnv(pci);
+  if (!env.ok()) {
+    return {{"available", false}, {"built_in", true}, {"env_init", false},
+            {"error", env.status().ToString()}};
+  }
+  return {{"available", true}, {"built_in", true}, {"env_init", true}, {"env", *env}};
+#else
+  (void)o;
+  return {{"available", false}, {"built_in", false},
+          {"reason", "not built in: install SPDK, put its pkg-config files on PKG_CONFIG_PATH "
+                     "and configure with -DKVPOOL_WITH_SPDK=ON (docs/spdk.md)"}};
+#endif
+}
+
 // Whether files in `dir` can be opened with O_DIRECT.
 json ProbeDirect(const std::string& dir) {
   std::error_code ec;
@@ -169,7 +197,7 @@ int RunProbe(const ProbeOptions& po) {
   const PoolOptions& o = *loaded;
   json j{{"machine", MachineDescription()}, {"date", NowIso8601()}, {"numa", ProbeNuma()},
          {"huge_pages", ProbeHugePages()}, {"io_uring", ProbeUring()},
-         {"spdk", {{"available", false}, {"reason", "not built in (see docs/spdk.md)"}}},
+         {"spdk", ProbeSpdk(o)},
          {"probe_mib", po.probe_mib}};
   json direct = json::array();
   for (const auto& d : o.devices) {

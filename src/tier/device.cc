@@ -10,6 +10,9 @@
 #if KVPOOL_HAVE_EXTENT
 #include "tier/extent/extent_device.h"
 #endif
+#if KVPOOL_HAVE_SPDK
+#include "tier/spdk/spdk_device.h"
+#endif
 
 namespace kvpool {
 
@@ -53,9 +56,14 @@ Result<std::unique_ptr<Device>> OpenBase(const DeviceOptions& options,
                                  "': the extent device is not built in this kvpool");
 #endif
     case DeviceKind::kSpdk:
+#if KVPOOL_HAVE_SPDK
+      return OpenSpdkDevice(options, segment_payload_bytes, pool_id);
+#else
       return Status::Unsupported("device '" + options.name +
                                  "': SPDK support is not built in; install SPDK (see "
-                                 "docs/spdk.md) and configure with -DKVPOOL_WITH_SPDK=ON");
+                                 "docs/spdk.md), put its pkg-config files on PKG_CONFIG_PATH "
+                                 "and configure with -DKVPOOL_WITH_SPDK=ON");
+#endif
   }
   return Status::InvalidArgument("device '" + options.name + "': unknown kind");
 }

@@ -48,22 +48,43 @@ Result<BufferArena> BufferArena::Create(uint32_t count, size_t buffer_bytes,
   return a;
 }
 
+BufferArena BufferArena::Adopt(std::byte* base, uint32_t count, size_t buffer_bytes, bool hugetlb,
+                               void (*release)(void*)) {
+  BufferArena a;
+  a.base_ = base;
+  a.count_ = count;
+  a.buffer_bytes_ = buffer_bytes;
+  a.map_bytes_ = size_t{count} * buffer_bytes;
+  a.hugetlb_ = hugetlb;
+  a.release_ = release;
+  return a;
+}
+
 BufferArena::BufferArena(BufferArena&& o) noexcept { *this = std::move(o); }
 
 BufferArena& BufferArena::operator=(BufferArena&& o) noexcept {
   if (this != &o) {
-    if (base_ != nullptr) munmap(base_, map_bytes_);
+    Release();
     base_ = std::exchange(o.base_, nullptr);
     map_bytes_ = std::exchange(o.map_bytes_, 0);
     count_ = std::exchange(o.count_, 0);
     buffer_bytes_ = std::exchange(o.buffer_bytes_, 0);
     hugetlb_ = std::exchange(o.hugetlb_, false);
+    release_ = std::exchange(o.release_, nullptr);
   }
   return *this;
 }
 
-BufferArena::~BufferArena() {
-  if (base_ != nullptr) munmap(base_, map_bytes_);
+BufferArena::~BufferArena() { Release(); }
+
+void BufferArena::Release() {
+  if (base_ == nullptr) return;
+  if (release_ != nullptr) {
+    release_(base_);
+  } else {
+    munmap(base_, map_bytes_);
+  }
+  base_ = nullptr;
 }
 
 }  // namespace kvpool

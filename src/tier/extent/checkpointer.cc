@@ -1,14 +1,9 @@
 #include "tier/extent/checkpointer.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <ctime>
 
 #include "format/constants.h"
-#include "tier/extent/extent_file.h"
 #include "util/checksum.h"
-#include "util/errno_status.h"
 #include "util/log.h"
 
 namespace kvpool {
@@ -43,34 +38,35 @@ std::optional<LoadedCheckpoint> DecodeCopy(const std::byte* buf, const format::L
 
 }  // namespace
 
-Result<std::optional<LoadedCheckpoint>> LoadCheckpoint(int fd, const format::Layout& layout,
+Result<std::optional<LoadedCheckpoint>> LoadCheckpoint(BlockTarget& target,
+                                                       const format::Layout& layout,
                                                        const ChunkKey& device_id,
                                                        const std::string& what) {
   AlignedBuffer buf(layout.checkpoint_bytes);
   std::optional<LoadedCheckpoint> best;
   for (int copy = 0; copy < 2; ++copy) {
-    KVP_RETURN_IF_ERROR(TransferAll(fd, false, buf.data(), buf.size(),
-                                    layout.checkpoint_offset[copy],
-                                    what + ": reading checkpoint " + "AB"[copy]));
+    KVP_RETURN_IF_ERROR(target.ReadAt(buf.data(), buf.size(), layout.checkpoint_offset[copy],
+                                      what + ": reading checkpoint " + "AB"[copy]));
     std::optional<LoadedCheckpoint> c = DecodeCopy(buf.data(), layout, device_id);
     if (c && (!best || c->header.generation > best->header.generation)) best = std::move(c);
   }
   return best;
 }
 
-Status EraseCheckpoints(int fd, const format::Layout& layout, const std::string& what) {
+Status EraseCheckpoints(BlockTarget& target, const format::Layout& layout,
+                        const std::string& what) {
   AlignedBuffer zero(kBlockBytes);
   for (int copy = 0; copy < 2; ++copy) {
-    KVP_RETURN_IF_ERROR(TransferAll(fd, true, zero.data(), zero.size(),
-                                    layout.checkpoint_offset[copy], what + ": erasing checkpoint"));
+    KVP_RETURN_IF_ERROR(target.WriteAt(zero.data(), zero.size(), layout.checkpoint_offset[copy],
+                                       what + ": erasing checkpoint"));
   }
   return Status::OK();
 }
 
-Checkpointer::Checkpointer(int fd, const format::Layout& layout, const ChunkKey& device_id,
+Checkpointer::Checkpointer(BlockTarget* target, const format::Layout& layout, const ChunkKey& device_id,
                            SlotTable* table, const std::atomic<uint64_t>* next_write_id,
                            uint64_t generation, std::string what)
-    : fd_(fd),
+    : target_(target),
       layout_(layout),
       device_id_(device_id),
       table_(table),
@@ -108,11 +104,11 @@ Status Checkpointer::WriteLocked(bool clean) {
   h.flags = clean ? format::ckpt::kFlagClean : 0;
   format::EncodeCheckpointHeader(h, buffer_.data());
   // Every slot write the snapshot counts completed before this point.
-  if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, what_ + ": fdatasync before checkpoint");
-  KVP_RETURN_IF_ERROR(TransferAll(fd_, true, buffer_.data(), layout_.checkpoint_bytes,
-                                  layout_.checkpoint_offset[h.generation % 2],
-                                  what_ + ": writing checkpoint"));
-  if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, what_ + ": fdatasync of checkpoint");
+  KVP_RETURN_IF_ERROR(target_->Flush(what_ + ": before checkpoint"));
+  KVP_RETURN_IF_ERROR(target_->WriteAt(buffer_.data(), layout_.checkpoint_bytes,
+                                       layout_.checkpoint_offset[h.generation % 2],
+                                       what_ + ": writing checkpoint"));
+  KVP_RETURN_IF_ERROR(target_->Flush(what_ + ": checkpoint"));
   generation_ = h.generation;
   return Status::OK();
 }

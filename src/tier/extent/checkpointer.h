@@ -1,8 +1,9 @@
 // Checkpoints of an extent's slot table (format: format/checkpoint.h).
 //
 // Write() is crash-safe: it snapshots the table, makes every write the
-// snapshot counts durable (fdatasync), then writes the next generation over
-// the OLDER of the two copies and syncs again. A crash at any point leaves
+// snapshot counts durable (BlockTarget::Flush: fdatasync or NVMe Flush), then
+// writes the next generation over the OLDER of the two copies and flushes
+// again. A crash at any point leaves
 // at least one valid copy, and a valid copy never claims a slot write that
 // is not on stable storage.
 #pragma once
@@ -21,6 +22,7 @@
 
 #include "format/checkpoint.h"
 #include "format/layout.h"
+#include "tier/extent/block_target.h"
 #include "tier/extent/slot_table.h"
 #include "util/aligned_buffer.h"
 
@@ -34,18 +36,20 @@ struct LoadedCheckpoint {
 // The newest valid copy for this device, or nullopt when neither copy is
 // valid (never written, torn, or from an earlier format). IOError when the
 // copies cannot be read.
-Result<std::optional<LoadedCheckpoint>> LoadCheckpoint(int fd, const format::Layout& layout,
+Result<std::optional<LoadedCheckpoint>> LoadCheckpoint(BlockTarget& target,
+                                                       const format::Layout& layout,
                                                        const ChunkKey& device_id,
                                                        const std::string& what);
 
 // Writes zeroed headers over both copies (used when formatting).
-Status EraseCheckpoints(int fd, const format::Layout& layout, const std::string& what);
+Status EraseCheckpoints(BlockTarget& target, const format::Layout& layout,
+                        const std::string& what);
 
 class Checkpointer {
  public:
-  // `table` and `next_write_id` must outlive this object. `generation` is
+  // `target`, `table` and `next_write_id` must outlive this object. `generation` is
   // the generation of the newest valid copy (0: none).
-  Checkpointer(int fd, const format::Layout& layout, const ChunkKey& device_id, SlotTable* table,
+  Checkpointer(BlockTarget* target, const format::Layout& layout, const ChunkKey& device_id, SlotTable* table,
                const std::atomic<uint64_t>* next_write_id, uint64_t generation, std::string what);
   ~Checkpointer();  // stops the background thread (without a final write)
 
@@ -60,7 +64,7 @@ class Checkpointer {
   void Loop(std::chrono::milliseconds interval);
   Status WriteLocked(bool clean);
 
-  const int fd_;
+  BlockTarget* const target_;
   const format::Layout layout_;
   const ChunkKey device_id_;
   SlotTable* const table_;

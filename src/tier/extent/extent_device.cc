@@ -30,9 +30,11 @@ constexpr uint64_t kQueueBufferBytes = 512ull << 20;
 
 class ExtentDevice final : public Device {
  public:
-  ExtentDevice(DeviceOptions options, DeviceGeometry geometry, ExtentFile file,
+  ExtentDevice(DeviceOptions options, DeviceGeometry geometry, std::unique_ptr<BlockTarget> target,
                const format::Superblock& sb)
-      : Device(std::move(options), geometry), file_(std::move(file)), table_(geometry.slot_count) {
+      : Device(std::move(options), geometry),
+        target_(std::move(target)),
+        table_(geometry.slot_count) {
     ctx_.what = "device '" + options_.name + "'";
     ctx_.layout = sb.layout;
     ctx_.pool_id = sb.pool_id;
@@ -53,7 +55,7 @@ class ExtentDevice final : public Device {
         uint32_t(std::clamp<uint64_t>(kRecoveryBufferBytes / ctx_.layout.slot_bytes, 4, 256));
     KVP_ASSIGN_OR_RETURN(std::unique_ptr<RawQueue> queue, NewRaw(depth));
     KVP_ASSIGN_OR_RETURN(std::optional<LoadedCheckpoint> ckpt,
-                         LoadCheckpoint(file_.fd(), ctx_.layout, ctx_.device_id, ctx_.what));
+                         LoadCheckpoint(*target_, ctx_.layout, ctx_.device_id, ctx_.what));
     KVP_ASSIGN_OR_RETURN(RecoveryOutcome r, RecoverSlots(*queue, ctx_, ckpt ? &*ckpt : nullptr));
     next_write_id_.store(r.next_write_id);
     if (!r.table_changed) table_.TakeDirty();
@@ -62,7 +64,7 @@ class ExtentDevice final : public Device {
               std::to_string(ckpt ? ckpt->header.generation : 0) + ", " +
               std::to_string(r.verified) + " verified), discarded " + std::to_string(r.discarded));
     recovered_ = std::move(r.kept);
-    checkpointer_ = std::make_unique<Checkpointer>(file_.fd(), ctx_.layout, ctx_.device_id, &table_,
+    checkpointer_ = std::make_unique<Checkpointer>(target_.get(), ctx_.layout, ctx_.device_id, &table_,
                                                    &next_write_id_,
                                                    ckpt ? ckpt->header.generation : 0, ctx_.what);
     checkpointer_->StartBackground(tuning.checkpoint_interval);
@@ -90,38 +92,22 @@ class ExtentDevice final : public Device {
     return checkpointer_->Write(/*clean=*/true);
   }
 
-  std::string Describe() const override {
-    const bool uring = options_.engine == "uring";
-    std::string s = Device::Describe() + " engine=" + options_.engine + " O_DIRECT";
-    s += std::string(" registered-buffers=") + (registered_.load() ? "yes" : "no");
-    if (uring) s += std::string(" fixed-file=yes sqpoll=") + (options_.sqpoll ? "yes" : "no");
-    s += std::string(" hugepages=") + (hugetlb_.load() ? "yes(hugetlb 2MiB)" : "no(THP advised)");
-    s += " path=" + file_.path() + (file_.block_device() ? " (block device)" : "");
-    return s;
-  }
+  std::string Describe() const override { return Device::Describe() + " " + target_->Describe(); }
 
  private:
-  // A raw queue of this device's engine; records what its buffers got.
   Result<std::unique_ptr<RawQueue>> NewRaw(uint32_t depth) {
-    EngineConfig c{options_.engine, file_.fd(), depth, size_t(ctx_.layout.slot_bytes),
-                   options_.sqpoll, ctx_.what};
-    KVP_ASSIGN_OR_RETURN(std::unique_ptr<RawQueue> q, NewRawQueue(c));
-    registered_.store(q->registered_buffers());
-    hugetlb_.store(q->arena().hugetlb());
-    return q;
+    return target_->NewEngine(depth, size_t(ctx_.layout.slot_bytes));
   }
 
-  ExtentFile file_;
+  std::unique_ptr<BlockTarget> target_;
   SlotTable table_;
   std::atomic<uint64_t> next_write_id_{1};
   ExtentContext ctx_;
   std::unique_ptr<Checkpointer> checkpointer_;
   std::vector<RecoveredSegment> recovered_;
-  std::atomic<bool> registered_{false};
-  std::atomic<bool> hugetlb_{false};
 };
 
-Status CheckOptions(const DeviceOptions& o, const format::Layout& layout, uint32_t payload) {
+Status CheckFileOptions(const DeviceOptions& o) {
   const std::string what = "device '" + o.name + "'";
   if (o.path.empty()) {
     return Status::InvalidArgument(what + ": path (a file or block device) is required");
@@ -130,24 +116,46 @@ Status CheckOptions(const DeviceOptions& o, const format::Layout& layout, uint32
     return Status::InvalidArgument(what + ": engine must be \"uring\" or \"psync\", got \"" +
                                    o.engine + "\"");
   }
-  if (payload == 0 || layout.slot_count == 0) {
-    return Status::InvalidArgument(what + ": capacity_bytes " + std::to_string(o.capacity_bytes) +
-                                   " holds no segment of " + std::to_string(payload) + " bytes");
-  }
   return Status::OK();
 }
 
-// Attaches (or formats) the superblock and recovers the slots.
-Result<std::unique_ptr<Device>> OpenOnFile(const DeviceOptions& options, const DeviceGeometry& g,
-                                           ExtentFile file, const format::Layout& layout,
-                                           const ChunkKey& pool_id, const ExtentTuning& tuning) {
-  KVP_ASSIGN_OR_RETURN(format::Superblock sb, AttachSuperblock(file, layout, options, pool_id));
-  std::unique_ptr<ExtentDevice> device(new ExtentDevice(options, g, std::move(file), sb));
-  KVP_RETURN_IF_ERROR(device->Recover(tuning));
-  return std::unique_ptr<Device>(std::move(device));
+Status CheckLayout(const DeviceOptions& o, const format::Layout& layout, uint32_t payload) {
+  if (payload != 0 && layout.slot_count != 0) return Status::OK();
+  return Status::InvalidArgument("device '" + o.name + "': capacity_bytes " +
+                                 std::to_string(o.capacity_bytes) + " holds no segment of " +
+                                 std::to_string(payload) + " bytes");
 }
 
 }  // namespace
+
+Result<ExtentPlan> PlanExtent(const DeviceOptions& options, uint32_t segment_payload_bytes) {
+  const std::string what = "device '" + options.name + "'";
+  ExtentPlan plan;
+  plan.layout =
+      format::ComputeLayout(options.capacity_bytes, std::max<uint32_t>(1, segment_payload_bytes));
+  KVP_RETURN_IF_ERROR(CheckLayout(options, plan.layout, segment_payload_bytes));
+  KVP_ASSIGN_OR_RETURN(plan.geometry, PayloadSlotGeometry(options, segment_payload_bytes));
+  if (plan.geometry.slot_count > kMaxSlots) {
+    return Status::InvalidArgument(what + ": capacity_bytes " +
+                                   std::to_string(options.capacity_bytes) + " makes " +
+                                   std::to_string(plan.geometry.slot_count) + " slots; at most " +
+                                   std::to_string(kMaxSlots) + " are supported");
+  }
+  return plan;
+}
+
+Result<std::unique_ptr<Device>> OpenExtentOnTarget(const DeviceOptions& options,
+                                                   const ExtentPlan& plan,
+                                                   std::unique_ptr<BlockTarget> target,
+                                                   const ChunkKey& pool_id,
+                                                   const ExtentTuning& tuning) {
+  KVP_ASSIGN_OR_RETURN(format::Superblock sb,
+                       AttachSuperblock(*target, plan.layout, options, pool_id));
+  std::unique_ptr<ExtentDevice> device(
+      new ExtentDevice(options, plan.geometry, std::move(target), sb));
+  KVP_RETURN_IF_ERROR(device->Recover(tuning));
+  return std::unique_ptr<Device>(std::move(device));
+}
 
 Result<std::unique_ptr<Device>> OpenExtentDevice(const DeviceOptions& options,
                                                  uint32_t segment_payload_bytes,
@@ -160,22 +168,18 @@ Result<std::unique_ptr<Device>> OpenExtentDevice(const DeviceOptions& options,
                                                  const ChunkKey& pool_id,
                                                  const ExtentTuning& tuning) {
   const std::string what = "device '" + options.name + "'";
-  format::Layout layout =
-      format::ComputeLayout(options.capacity_bytes, std::max<uint32_t>(1, segment_payload_bytes));
-  KVP_RETURN_IF_ERROR(CheckOptions(options, layout, segment_payload_bytes));
+  KVP_RETURN_IF_ERROR(CheckFileOptions(options));
   // Nothing is created or written before these checks pass.
+  const format::Layout layout =
+      format::ComputeLayout(options.capacity_bytes, std::max<uint32_t>(1, segment_payload_bytes));
+  KVP_RETURN_IF_ERROR(CheckLayout(options, layout, segment_payload_bytes));
   if (options.engine == "uring") KVP_RETURN_IF_ERROR(CheckUringAvailable(what));
   KVP_RETURN_IF_ERROR(ExtentFile::CheckRoom(options, layout.total_bytes));
-  KVP_ASSIGN_OR_RETURN(DeviceGeometry g, PayloadSlotGeometry(options, segment_payload_bytes));
-  if (g.slot_count > kMaxSlots) {
-    return Status::InvalidArgument(what + ": capacity_bytes " +
-                                   std::to_string(options.capacity_bytes) + " makes " +
-                                   std::to_string(g.slot_count) + " slots; at most " +
-                                   std::to_string(kMaxSlots) + " are supported");
-  }
-  KVP_ASSIGN_OR_RETURN(ExtentFile file, ExtentFile::Open(options, layout.total_bytes));
-  const bool created = file.created();
-  auto device = OpenOnFile(options, g, std::move(file), layout, pool_id, tuning);
+  KVP_ASSIGN_OR_RETURN(ExtentPlan plan, PlanExtent(options, segment_payload_bytes));
+  KVP_ASSIGN_OR_RETURN(std::unique_ptr<ExtentFile> file,
+                       ExtentFile::Open(options, plan.layout.total_bytes));
+  const bool created = file->created();
+  auto device = OpenExtentOnTarget(options, plan, std::move(file), pool_id, tuning);
   if (!device.ok() && created) ::unlink(options.path.c_str());  // leave no file behind
   return device;
 }

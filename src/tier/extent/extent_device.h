@@ -12,7 +12,9 @@
 #include <kvpool/options.h>
 #include <kvpool/result.h>
 
+#include "format/layout.h"
 #include "tier/device.h"
+#include "tier/extent/block_target.h"
 
 namespace kvpool {
 
@@ -41,5 +43,22 @@ Result<std::unique_ptr<Device>> OpenExtentDevice(const DeviceOptions& options,
                                                  uint32_t segment_payload_bytes,
                                                  const ChunkKey& pool_id,
                                                  const ExtentTuning& tuning);
+
+// The extent device over any BlockTarget (the SPDK device is this over an
+// NVMe namespace): the same format, checksums, checkpoints and recovery.
+struct ExtentPlan {
+  format::Layout layout;
+  DeviceGeometry geometry;
+};
+// Layout and geometry for these options. InvalidArgument, naming the
+// device, when the capacity holds no slot or too many.
+Result<ExtentPlan> PlanExtent(const DeviceOptions& options, uint32_t segment_payload_bytes);
+// Attaches (or formats) the superblock on `target`, which holds at least
+// plan.layout.total_bytes, and recovers its segments. Errors as above.
+Result<std::unique_ptr<Device>> OpenExtentOnTarget(const DeviceOptions& options,
+                                                   const ExtentPlan& plan,
+                                                   std::unique_ptr<BlockTarget> target,
+                                                   const ChunkKey& pool_id,
+                                                   const ExtentTuning& tuning);
 
 }  // namespace kvpool

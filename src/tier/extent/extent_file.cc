@@ -82,21 +82,24 @@ Status TransferAll(int fd, bool write, std::byte* buf, size_t bytes, uint64_t of
   return Status::OK();
 }
 
-Result<ExtentFile> ExtentFile::Open(const DeviceOptions& options, uint64_t need_bytes) {
-  ExtentFile f;
-  f.path_ = options.path;
-  f.what_ = "device '" + options.name + "'";
+Result<std::unique_ptr<ExtentFile>> ExtentFile::Open(const DeviceOptions& options,
+                                                     uint64_t need_bytes) {
+  std::unique_ptr<ExtentFile> f(new ExtentFile);
+  f->path_ = options.path;
+  f->what_ = "device '" + options.name + "'";
+  f->engine_ = options.engine;
+  f->sqpoll_ = options.sqpoll;
   struct stat st {};
-  if (::stat(f.path_.c_str(), &st) != 0) {
-    if (errno != ENOENT) return ErrnoStatus(errno, f.what_ + ": stat '" + f.path_ + "'");
-    KVP_RETURN_IF_ERROR(f.Create(options, need_bytes));
+  if (::stat(f->path_.c_str(), &st) != 0) {
+    if (errno != ENOENT) return ErrnoStatus(errno, f->what_ + ": stat '" + f->path_ + "'");
+    KVP_RETURN_IF_ERROR(f->Create(options, need_bytes));
     return f;
   }
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return Status::InvalidArgument(f.what_ + ": '" + f.path_ +
+    return Status::InvalidArgument(f->what_ + ": '" + f->path_ +
                                    "' is neither a regular file nor a block device");
   }
-  KVP_RETURN_IF_ERROR(f.OpenExisting(S_ISBLK(st.st_mode)));
+  KVP_RETURN_IF_ERROR(f->OpenExisting(S_ISBLK(st.st_mode)));
   return f;
 }
 
@@ -221,19 +224,36 @@ Result<bool> ExtentFile::LooksEmpty() {
   return true;
 }
 
-ExtentFile::ExtentFile(ExtentFile&& o) noexcept { *this = std::move(o); }
+Status ExtentFile::ReadAt(std::byte* buffer, size_t bytes, uint64_t offset,
+                          const std::string& what) {
+  return TransferAll(fd_, false, buffer, bytes, offset, what);
+}
 
-ExtentFile& ExtentFile::operator=(ExtentFile&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(o.fd_, -1);
-    path_ = std::move(o.path_);
-    what_ = std::move(o.what_);
-    block_device_ = o.block_device_;
-    created_ = o.created_;
-    size_ = o.size_;
-  }
-  return *this;
+Status ExtentFile::WriteAt(const std::byte* buffer, size_t bytes, uint64_t offset,
+                           const std::string& what) {
+  return TransferAll(fd_, true, const_cast<std::byte*>(buffer), bytes, offset, what);
+}
+
+Status ExtentFile::Flush(const std::string& what) {
+  if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, what + ": fdatasync");
+  return Status::OK();
+}
+
+Result<std::unique_ptr<RawQueue>> ExtentFile::NewEngine(uint32_t depth, size_t buffer_bytes) {
+  EngineConfig c{engine_, fd_, depth, buffer_bytes, sqpoll_, what_};
+  KVP_ASSIGN_OR_RETURN(std::unique_ptr<RawQueue> q, NewRawQueue(c));
+  registered_.store(q->registered_buffers());
+  hugetlb_.store(q->arena().hugetlb());
+  return q;
+}
+
+std::string ExtentFile::Describe() const {
+  std::string s = "engine=" + engine_ + " O_DIRECT";
+  s += std::string(" registered-buffers=") + (registered_.load() ? "yes" : "no");
+  if (engine_ == "uring") s += std::string(" fixed-file=yes sqpoll=") + (sqpoll_ ? "yes" : "no");
+  s += std::string(" hugepages=") + (hugetlb_.load() ? "yes(hugetlb 2MiB)" : "no(THP advised)");
+  s += " path=" + path_ + (block_device_ ? " (block device)" : "");
+  return s;
 }
 
 ExtentFile::~ExtentFile() {

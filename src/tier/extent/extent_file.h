@@ -2,50 +2,65 @@
 // locked against a second opener (flock), created and preallocated when
 // missing. Refuses, with a message naming the path, what would not really be
 // O_DIRECT (tmpfs/ramfs, or a filesystem that rejects it) and what does not
-// fit (checked before anything is created or written).
+// fit (checked before anything is created or written). As a BlockTarget its
+// metadata I/O is pread/pwrite + fdatasync and its engines are the kernel's
+// (options.engine: io_uring or psync, raw_queue.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <kvpool/options.h>
 #include <kvpool/result.h>
 
+#include "tier/extent/block_target.h"
+
 namespace kvpool {
 
-class ExtentFile {
+class ExtentFile final : public BlockTarget {
  public:
   // Opens options.path; when it does not exist, creates it with `need_bytes`
   // preallocated. Errors: InvalidArgument (not O_DIRECT-capable, not a file
   // or block device), NoSpace (the filesystem or block device is too small:
   // the message names the path and both sizes), IOError (locked by another
   // process, or another failure).
-  static Result<ExtentFile> Open(const DeviceOptions& options, uint64_t need_bytes);
+  static Result<std::unique_ptr<ExtentFile>> Open(const DeviceOptions& options,
+                                                  uint64_t need_bytes);
   // The checks Open makes before creating a missing extent (O_DIRECT-capable
   // filesystem, room for `need_bytes`); OK when options.path exists.
   static Status CheckRoom(const DeviceOptions& options, uint64_t need_bytes);
 
-  ExtentFile() = default;
-  ExtentFile(ExtentFile&& other) noexcept;
-  ExtentFile& operator=(ExtentFile&& other) noexcept;
   ExtentFile(const ExtentFile&) = delete;
   ExtentFile& operator=(const ExtentFile&) = delete;
-  ~ExtentFile();
+  ~ExtentFile() override;
 
   int fd() const { return fd_; }
   const std::string& path() const { return path_; }
   bool block_device() const { return block_device_; }
-  bool created() const { return created_; }  // created by this Open
-  uint64_t size() const { return size_; }
+  bool created() const override { return created_; }  // created by this Open
+  uint64_t size() const override { return size_; }
+  const std::string& location() const override { return path_; }
 
+  Status ReadAt(std::byte* buffer, size_t bytes, uint64_t offset,
+                const std::string& what) override;
+  Status WriteAt(const std::byte* buffer, size_t bytes, uint64_t offset,
+                 const std::string& what) override;
+  Status Flush(const std::string& what) override;  // fdatasync
   // Makes the extent at least `bytes` long: regular files are grown with
   // fallocate after a free-space check; a smaller block device is NoSpace.
-  Status EnsureSize(uint64_t bytes);
+  Status EnsureSize(uint64_t bytes) override;
   // True when every byte reads as zero (holes and unwritten extents are
   // skipped with SEEK_DATA). For block devices only the first MiB is read.
-  Result<bool> LooksEmpty();
+  Result<bool> LooksEmpty() override;
+  // An engine of options.engine ("uring" or "psync") on this descriptor.
+  Result<std::unique_ptr<RawQueue>> NewEngine(uint32_t depth, size_t buffer_bytes) override;
+  // "engine=... O_DIRECT registered-buffers=... hugepages=... path=...".
+  std::string Describe() const override;
 
  private:
+  ExtentFile() = default;
   Status OpenExisting(bool block_device);
   Status Create(const DeviceOptions& options, uint64_t need_bytes);
   Status Lock();
@@ -56,6 +71,11 @@ class ExtentFile {
   bool block_device_ = false;
   bool created_ = false;
   uint64_t size_ = 0;
+  std::string engine_;  // options.engine
+  bool sqpoll_ = false;
+  // What the engines' buffers got (the last engine made).
+  std::atomic<bool> registered_{false};
+  std::atomic<bool> hugetlb_{false};
 };
 
 // pread/pwrite of exactly `bytes` at `offset`, retried on EINTR; errors name `what`.

@@ -3,7 +3,6 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <ctime>
 #include <string>
 
@@ -11,7 +10,6 @@
 #include "format/constants.h"
 #include "tier/extent/checkpointer.h"
 #include "util/aligned_buffer.h"
-#include "util/errno_status.h"
 #include "util/log.h"
 
 namespace kvpool {
@@ -64,12 +62,12 @@ std::string Difference(const Superblock& sb, const format::Layout& layout, const
   return diff;
 }
 
-Status Format(ExtentFile& file, const format::Layout& layout, const DeviceOptions& options,
+Status Format(BlockTarget& file, const format::Layout& layout, const DeviceOptions& options,
               const ChunkKey& pool_id, Superblock* sb) {
   const std::string what = "device '" + options.name + "'";
   KVP_RETURN_IF_ERROR(file.EnsureSize(layout.total_bytes));
-  KVP_RETURN_IF_ERROR(EraseCheckpoints(file.fd(), layout, what));
-  if (::fdatasync(file.fd()) != 0) return ErrnoStatus(errno, what + ": fdatasync");
+  KVP_RETURN_IF_ERROR(EraseCheckpoints(file, layout, what));
+  KVP_RETURN_IF_ERROR(file.Flush(what));
   sb->version = format::kFormatVersion;
   sb->pool_id = pool_id;
   sb->device_id = RandomId();  // old slot headers carry another id: all stale at once
@@ -81,22 +79,23 @@ Status Format(ExtentFile& file, const format::Layout& layout, const DeviceOption
   sb->created_by = CreatedBy();
   AlignedBuffer block(format::kBlockBytes);
   format::EncodeSuperblock(*sb, block.data());
-  KVP_RETURN_IF_ERROR(TransferAll(file.fd(), true, block.data(), block.size(), 0,
-                                  what + ": writing the superblock of '" + file.path() + "'"));
-  if (::fdatasync(file.fd()) != 0) return ErrnoStatus(errno, what + ": fdatasync");
-  log::Info(what + ": formatted extent '" + file.path() + "' for " + Geometry(layout));
+  KVP_RETURN_IF_ERROR(file.WriteAt(block.data(), block.size(), 0,
+                                   what + ": writing the superblock of '" + file.location() + "'"));
+  KVP_RETURN_IF_ERROR(file.Flush(what));
+  log::Info(what + ": formatted extent '" + file.location() + "' for " + Geometry(layout));
   return Status::OK();
 }
 
 }  // namespace
 
-Result<Superblock> AttachSuperblock(ExtentFile& file, const format::Layout& layout,
+Result<Superblock> AttachSuperblock(BlockTarget& file, const format::Layout& layout,
                                     const DeviceOptions& options, const ChunkKey& pool_id) {
   const std::string what = "device '" + options.name + "'";
   AlignedBuffer block(format::kBlockBytes);
   if (file.size() >= format::kBlockBytes) {
-    KVP_RETURN_IF_ERROR(TransferAll(file.fd(), false, block.data(), block.size(), 0,
-                                    what + ": reading the superblock of '" + file.path() + "'"));
+    KVP_RETURN_IF_ERROR(file.ReadAt(block.data(), block.size(), 0,
+                                    what + ": reading the superblock of '" + file.location() +
+                                        "'"));
   }
   format::DecodedSuperblock d = format::DecodeSuperblock(block.data());
   Superblock sb;
@@ -104,17 +103,17 @@ Result<Superblock> AttachSuperblock(ExtentFile& file, const format::Layout& layo
     std::string diff = Difference(d.sb, layout, pool_id, file.size());
     if (diff.empty()) return d.sb;
     if (!options.reformat) {
-      return Status::InvalidArgument(what + ": extent '" + file.path() + "' " + diff +
+      return Status::InvalidArgument(what + ": extent '" + file.location() + "' " + diff +
                                      "; its data was left untouched (set reformat = true to "
                                      "erase it)");
     }
-    log::Warn(what + ": reformatting extent '" + file.path() + "', which " + diff);
+    log::Warn(what + ": reformatting extent '" + file.location() + "', which " + diff);
   } else if (!file.created() && !options.reformat) {
     KVP_ASSIGN_OR_RETURN(bool empty, file.LooksEmpty());
     if (!empty) {
       std::string why =
           d.state == format::SuperblockState::kCorrupt ? d.problem : "no kvpool superblock";
-      return Status::InvalidArgument(what + ": '" + file.path() +
+      return Status::InvalidArgument(what + ": '" + file.location() +
                                      "' is not empty and is not a kvpool extent (" + why +
                                      "); refusing to overwrite it (set reformat = true to erase "
                                      "it)");

@@ -8,17 +8,17 @@
 
 #include "format/layout.h"
 #include "format/superblock.h"
-#include "tier/extent/extent_file.h"
+#include "tier/extent/block_target.h"
 
 namespace kvpool {
 
 // Returns the superblock the extent now has. Formats (new device id, both
-// checkpoints erased, superblock written last, each step synced) when the
+// checkpoints erased, superblock written last, each step flushed) when the
 // extent was just created, reads as all zeros, or options.reformat is set
 // and the superblock is missing, corrupt or describes another pool/geometry.
-// Errors: InvalidArgument naming options.path and the difference (nothing
-// was written), NoSpace, IOError.
-Result<format::Superblock> AttachSuperblock(ExtentFile& file, const format::Layout& layout,
+// Errors: InvalidArgument naming the target's location and the difference
+// (nothing was written), NoSpace, IOError.
+Result<format::Superblock> AttachSuperblock(BlockTarget& file, const format::Layout& layout,
                                             const DeviceOptions& options, const ChunkKey& pool_id);
 
 }  // namespace kvpool

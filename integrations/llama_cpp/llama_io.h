@@ -1,0 +1,64 @@
+// What the connector asks of llama.cpp: decoding, and taking a sequence's
+// state out and putting it back. Internal to kvpool_llama.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include <kvpool/result.h>
+
+#include "kvpool_llama.h"
+#include "state_format.h"
+
+namespace kvpool::llama {
+
+// Heap bytes that are not zero-filled, optionally 4096-aligned (for O_DIRECT
+// devices, whose fast path reads into aligned memory).
+class Bytes {
+ public:
+  Bytes() = default;
+  explicit Bytes(size_t n, size_t alignment = 64);
+  std::byte* data() { return data_.get(); }
+  const std::byte* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  std::span<std::byte> span() { return {data(), size_}; }
+  std::span<const std::byte> span() const { return {data(), size_}; }
+
+ private:
+  struct Free {
+    size_t alignment;
+    void operator()(std::byte* p) const;
+  };
+  std::unique_ptr<std::byte[], Free> data_{nullptr, Free{64}};
+  size_t size_ = 0;
+};
+
+// A sequence's state as llama_state_seq_get_data writes it, parsed.
+struct Snapshot {
+  Bytes blob;
+  ParsedState state;
+};
+
+// llama_state_seq_get_size + get_data + ParseSeqState. Errors: Aborted when
+// llama.cpp reports a failure, Corruption when the blob does not parse or
+// its sizes do not add up to llama_state_seq_get_size exactly.
+Result<Snapshot> TakeSnapshot(llama_context* ctx, int32_t seq_id);
+
+// The state format of the context's KV cache: parsed from a snapshot of the
+// sequence when it holds cells; otherwise one BOS token is decoded into it,
+// snapshotted and removed again.
+Result<StateFormat> ProbeStateFormat(llama_context* ctx, int32_t seq_id);
+
+// llama_state_seq_set_data; Corruption when llama.cpp rejects the blob (the
+// sequence is then empty).
+Status RestoreSnapshot(llama_context* ctx, int32_t seq_id, std::span<const std::byte> blob);
+
+// Removes every cell of the sequence.
+void ClearSequence(llama_context* ctx, int32_t seq_id);
+
+uint32_t ModelLayers(const llama_context* ctx);
+uint32_t ModelKvHeads(const llama_context* ctx);
+
+}  // namespace kvpool::llama

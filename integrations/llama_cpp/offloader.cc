@@ -1,0 +1,83 @@
+#include "offloader.h"
+
+#include <utility>
+
+namespace kvpool::llama {
+
+size_t StagingStride(const ModelShape& shape) {
+  const size_t a = kSegmentAlignment;
+  return (shape.SegmentPayloadBytes() + a - 1) / a * a;
+}
+
+Offloader::Offloader(Pool& pool, const ModelShape& shape, StatsBox& stats)
+    : pool_(pool), shape_(shape), stats_(stats), thread_([this] { Run(); }) {}
+
+Offloader::~Offloader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Offloader::Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(Job{std::move(snapshot), std::move(keys), first});
+  }
+  cv_.notify_all();
+}
+
+void Offloader::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+void Offloader::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stop_ and drained
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    Store(job);
+    job = Job{};
+    lock.lock();
+    busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+void Offloader::Store(Job& job) {
+  const uint32_t t = shape_.chunk_tokens;
+  const size_t n = job.keys.size() - job.first;
+  const size_t stride = StagingStride(shape_);
+  Bytes staging(n * shape_.layers * stride, kSegmentAlignment);
+  ConstKvBuffer source;
+  source.chunk_stride = stride;
+  source.first_chunk = job.first;
+  for (uint32_t l = 0; l < shape_.layers; ++l) {
+    std::byte* base = staging.data() + l * n * stride;
+    source.layer_base.push_back(base);
+    for (size_t c = 0; c < n; ++c) {
+      CopyOutSegment(job.snapshot.state, job.snapshot.blob.data(),
+                     static_cast<uint32_t>(job.first + c), t, l, base + c * stride);
+    }
+  }
+  job.snapshot = Snapshot{};  // the blob is no longer needed
+  Result<OffloadHandle> h = pool_.Offload(job.keys, source);
+  Result<size_t> stored = h.ok() ? h->Wait() : Result<size_t>(h.status());
+  stats_.Update([&](ConnectorStats& s) {
+    if (stored.ok()) {
+      s.offloaded_chunks += *stored;
+    } else {
+      ++s.offload_failures;
+      s.last_error = "offload of " + std::to_string(n) + " chunks: " + stored.status().ToString();
+    }
+  });
+}
+
+}  // namespace kvpool::llama

@@ -1,0 +1,73 @@
+// Stores snapshots' new chunks into the pool on a background thread.
+// Internal to kvpool_llama.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <kvpool/pool.h>
+
+#include "kvpool_llama.h"
+#include "llama_io.h"
+
+namespace kvpool::llama {
+
+// ConnectorStats shared by the caller's thread and the offload thread.
+class StatsBox {
+ public:
+  template <typename Fn>
+  void Update(Fn&& fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fn(stats_);
+  }
+  ConnectorStats Get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  ConnectorStats stats_;
+};
+
+// Bytes between consecutive chunks of one layer in a staging buffer: the
+// segment payload rounded up to 4 KiB, so O_DIRECT devices take the fast path.
+size_t StagingStride(const ModelShape& shape);
+
+class Offloader {
+ public:
+  Offloader(Pool& pool, const ModelShape& shape, StatsBox& stats);
+  ~Offloader();  // finishes queued jobs, then joins
+  Offloader(const Offloader&) = delete;
+  Offloader& operator=(const Offloader&) = delete;
+
+  // Stores chunks [first, keys.size()) of `snapshot` (whose cells are at
+  // positions 0.. in cell order and number at least keys.size() x chunk_tokens).
+  void Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first);
+  // Blocks until every submitted job finished.
+  void Flush();
+
+ private:
+  struct Job {
+    Snapshot snapshot;
+    std::vector<ChunkKey> keys;
+    size_t first = 0;
+  };
+  void Run();
+  void Store(Job& job);
+
+  Pool& pool_;
+  const ModelShape shape_;
+  StatsBox& stats_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool busy_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace kvpool::llama

@@ -1,0 +1,284 @@
+// The llama.cpp connector end to end with the tiny model: restoring a cached
+// prefix gives logits bit-identical to recomputing it with the same batch
+// split, and whatever goes wrong (short prompts, another model or KV type, a
+// full pool, a failing or corrupt device) ends in a correct recompute.
+#include <gtest/gtest.h>
+
+#if KVPOOL_HAVE_LLAMA
+
+#include "llama_io.h"
+#include "llama_test_env.h"
+#include "model_writer.h"
+#include "pool_helpers.h"
+#include "testing/fault_device.h"
+
+namespace kvpool::testing {
+namespace {
+
+constexpr uint32_t kChunk = 32;
+
+// A context, a pool (DRAM devices, the second one behind a fault device)
+// and a connector. The contexts decode in pieces of 64 tokens.
+class ConnectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = LoadTestModel(TestModelPath());
+    if (!model_) GTEST_SKIP() << "cannot load " << TestModelPath() << " (llama_models fixture)";
+  }
+
+  void Open(const ContextSpec& spec = {}, uint64_t dram_bytes = 8 << 20) {
+    ctx_ = NewContext(model_.get(), spec);
+    ASSERT_TRUE(ctx_);
+    auto shape = llama::Connector::KvShape(ctx_.get(), kChunk);
+    ASSERT_TRUE(shape.ok()) << shape.status().ToString();
+    PoolOptions o;
+    o.shape = *shape;
+    o.devices.push_back(DramOptions("dram0", dram_bytes));
+    o.devices.push_back(DramOptions("dram1", dram_bytes));
+    pool_ = MakePool(o, [this](size_t i, std::unique_ptr<Device> d) {
+      return i == 1 ? NewFaultDevice(std::move(d), plan_) : std::move(d);
+    });
+    ASSERT_NE(pool_, nullptr);
+    conn_ = Connect(ctx_.get(), {.model_path = TestModelPath()});
+  }
+
+  std::unique_ptr<llama::Connector> Connect(llama_context* ctx, const llama::ConnectorOptions& o) {
+    auto c = llama::Connector::Create(ctx, *pool_, o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c).value() : nullptr;
+  }
+
+  llama::PrefillResult Prefill(llama::Connector& c, const std::vector<int32_t>& tokens) {
+    auto r = c.Prefill(tokens);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    c.Flush();
+    return r.ok() ? *r : llama::PrefillResult{};
+  }
+
+  // Logits of `prefix` + `suffix` computed from scratch in a second context.
+  std::vector<float> Reference(const std::vector<int32_t>& prefix,
+                               const std::vector<int32_t>& suffix, const ContextSpec& spec = {}) {
+    ContextPtr ref = NewContext(model_.get(), spec);
+    return Recompute(ref.get(), prefix, suffix);
+  }
+
+  ModelPtr model_;
+  ContextPtr ctx_;
+  std::shared_ptr<FaultPlan> plan_ = std::make_shared<FaultPlan>();
+  std::unique_ptr<PoolImpl> pool_;
+  std::unique_ptr<llama::Connector> conn_;
+  const std::vector<int32_t> prefix_ = TestTokens(3 * kChunk, 11);
+  const std::vector<int32_t> suffix_ = TestTokens(20, 12);
+};
+
+class ExactnessTest : public ConnectorTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(ExactnessTest, RestoredPrefixGivesBitIdenticalLogitsAndState) {
+  const ContextSpec spec{.flash_attn = GetParam()};
+  Open(spec);
+  llama::PrefillResult cold = Prefill(*conn_, prefix_);
+  EXPECT_EQ(cold.restored_tokens, 0u);
+  EXPECT_EQ(cold.computed_tokens, prefix_.size());
+  EXPECT_EQ(cold.offload_chunks, 3u);
+  EXPECT_EQ(conn_->Stats().offloaded_chunks, 3u);
+
+  llama::PrefillResult warm = Prefill(*conn_, Concat(prefix_, suffix_));
+  EXPECT_EQ(warm.cached_chunks, 3u);
+  EXPECT_EQ(warm.restored_tokens, prefix_.size());
+  EXPECT_EQ(warm.computed_tokens, suffix_.size());
+  EXPECT_TRUE(warm.fallback.empty()) << warm.fallback;
+  uint64_t served = 0;
+  for (const auto& d : warm.sources) served += d.bytes;
+  EXPECT_EQ(served, 3u * 4 * pool_->options().shape.SegmentPayloadBytes());
+  std::vector<float> logits = LastLogits(ctx_.get());
+  auto state = llama::TakeSnapshot(ctx_.get(), 0);
+  ASSERT_TRUE(state.ok());
+
+  ContextPtr ref = NewContext(model_.get(), spec);
+  EXPECT_TRUE(BitEqual(logits, Recompute(ref.get(), prefix_, suffix_)));
+  auto ref_state = llama::TakeSnapshot(ref.get(), 0);
+  ASSERT_TRUE(ref_state.ok());
+  ASSERT_EQ(state->blob.size(), ref_state->blob.size());
+  EXPECT_EQ(std::memcmp(state->blob.data(), ref_state->blob.data(), state->blob.size()), 0)
+      << "KV after restore + suffix differs from the recomputed KV";
+}
+
+INSTANTIATE_TEST_SUITE_P(FlashAttention, ExactnessTest, ::testing::Bool(),
+                         [](const auto& p) { return p.param ? "VRows" : "VTransposed"; });
+
+TEST_F(ConnectorTest, PromptsOfAtMostOneChunkRestoreNothing) {
+  Open();
+  std::vector<int32_t> short_prompt = TestTokens(kChunk - 5, 3);
+  llama::PrefillResult r = Prefill(*conn_, short_prompt);
+  EXPECT_EQ(r.cached_chunks, 0u);
+  EXPECT_EQ(r.restored_tokens, 0u);
+  EXPECT_EQ(r.computed_tokens, short_prompt.size());
+  EXPECT_EQ(r.offload_chunks, 0u);
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), Reference(short_prompt, {})));
+
+  // Exactly one chunk: stored, but never restored by itself (a token must be decoded).
+  std::vector<int32_t> one = TestTokens(kChunk, 4);
+  EXPECT_EQ(Prefill(*conn_, one).offload_chunks, 1u);
+  EXPECT_EQ(Prefill(*conn_, one).restored_tokens, 0u);
+  r = Prefill(*conn_, Concat(one, {7}));
+  EXPECT_EQ(r.restored_tokens, kChunk);
+  EXPECT_EQ(r.computed_tokens, 1u);
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), Reference(one, {7})));
+  EXPECT_EQ(conn_->Stats().prefills, 4u);
+}
+
+TEST_F(ConnectorTest, OffloadAfterGenerationStoresTheNewChunks) {
+  Open();
+  conn_ = Connect(ctx_.get(), {.model_path = TestModelPath(), .reserve_tokens = 1024});
+  std::vector<int32_t> tokens = TestTokens(40, 5);
+  EXPECT_EQ(Prefill(*conn_, tokens).offload_chunks, 1u);
+  // "Generation": 30 more tokens, one llama_decode each.
+  for (int32_t t : TestTokens(30, 6)) {
+    ASSERT_TRUE(
+        llama::DecodeTokens(ctx_.get(), {&t, 1}, static_cast<int32_t>(tokens.size()), 0).ok());
+    tokens.push_back(t);
+  }
+  auto handed = conn_->Offload(tokens);
+  ASSERT_TRUE(handed.ok()) << handed.status().ToString();
+  EXPECT_EQ(*handed, 2u);  // chunk 0 is skipped by the pool, chunk 1 is new
+  conn_->Flush();
+  EXPECT_EQ(conn_->Stats().offloaded_chunks, 2u);
+  EXPECT_EQ(conn_->Offload(TestTokens(100, 7)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(conn_->Stats().offload_skipped, 1u);
+
+  llama::PrefillResult r = Prefill(*conn_, Concat(tokens, {9}));
+  EXPECT_EQ(r.restored_tokens, 2 * kChunk);
+  ContextPtr ref = NewContext(model_.get());
+  ASSERT_TRUE(llama::DecodeTokens(ref.get(), std::span(tokens).first(40), 0, 0).ok());
+  for (size_t i = 40; i < tokens.size(); ++i) {
+    ASSERT_TRUE(llama::DecodeTokens(ref.get(), {&tokens[i], 1}, static_cast<int32_t>(i), 0).ok());
+  }
+  // The restored KV is that of the generation; the reference drops what the
+  // connector recomputed (tokens past chunk 1) and decodes it the same way.
+  llama_memory_seq_rm(llama_get_memory(ref.get()), 0, 2 * kChunk, -1);
+  std::vector<int32_t> rest(tokens.begin() + 2 * kChunk, tokens.end());
+  rest.push_back(9);
+  ASSERT_TRUE(llama::DecodeTokens(ref.get(), rest, 2 * kChunk, 0).ok());
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), LastLogits(ref.get())));
+}
+
+TEST_F(ConnectorTest, AnotherModelKvTypeOrTenantIsAMiss) {
+  Open();
+  Prefill(*conn_, prefix_);
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);
+  ASSERT_EQ(Prefill(*conn_, prompt).restored_tokens, prefix_.size());
+
+  // Another model file (same shape, other weights).
+  TempDir dir;
+  const std::string other = dir.path() + "/other.gguf";
+  auto spec = mkmodel::PresetSpec("tiny");
+  ASSERT_TRUE(mkmodel::WriteModel(*spec, KVPOOL_TEST_VOCAB, other, 7).ok());
+  ModelPtr other_model = LoadTestModel(other);
+  ASSERT_TRUE(other_model);
+  ContextPtr other_ctx = NewContext(other_model.get());
+  auto c = Connect(other_ctx.get(), {.model_path = other});
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(Prefill(*c, prompt).cached_chunks, 0u);
+
+  // Same payload size, other KV layout or type: BF16 instead of F16; V transposed.
+  for (ContextSpec s : {ContextSpec{.kv_type = GGML_TYPE_BF16}, ContextSpec{.flash_attn = false}}) {
+    ContextPtr x = NewContext(model_.get(), s);
+    ASSERT_TRUE(x);
+    auto cx = Connect(x.get(), {.model_path = TestModelPath()});
+    ASSERT_NE(cx, nullptr);
+    llama::PrefillResult r = Prefill(*cx, prompt);
+    EXPECT_EQ(r.cached_chunks, 0u);
+    EXPECT_TRUE(BitEqual(LastLogits(x.get()), Reference(prompt, {}, s)));
+  }
+
+  // Another tenant.
+  auto tenant = Connect(ctx_.get(), {.model_path = TestModelPath(), .tenant_salt = "b"});
+  EXPECT_EQ(Prefill(*tenant, prompt).cached_chunks, 0u);
+
+  // Q8_0 KV has other segment sizes: the pool cannot hold it, Create says so.
+  ContextPtr q8 = NewContext(model_.get(), {.kv_type = GGML_TYPE_Q8_0});
+  auto bad = llama::Connector::Create(q8.get(), *pool_, {.model_path = TestModelPath()});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("KvShape"), std::string::npos) << bad.status().ToString();
+
+  EXPECT_EQ(llama::Connector::Create(ctx_.get(), *pool_, {}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(llama::Connector::Create(ctx_.get(), *pool_, {.model_path = dir.path() + "/none.gguf"})
+                .status()
+                .code(),
+            StatusCode::kIOError);
+}
+
+TEST_F(ConnectorTest, FullPoolRecomputesAndSaysSo) {
+  Open({}, 16 << 10);  // one segment of 16 KiB per device: a chunk needs 4
+  llama::PrefillResult r = Prefill(*conn_, prefix_);
+  EXPECT_EQ(r.offload_chunks, 3u);
+  llama::ConnectorStats s = conn_->Stats();
+  EXPECT_EQ(s.offloaded_chunks, 0u);
+  EXPECT_EQ(s.offload_failures, 1u);
+  EXPECT_NE(s.last_error.find("no space"), std::string::npos) << s.last_error;
+
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);
+  r = Prefill(*conn_, prompt);
+  EXPECT_EQ(r.restored_tokens, 0u);
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), Reference(prompt, {})));
+}
+
+TEST_F(ConnectorTest, FailingDeviceRecomputesAndSaysSo) {
+  Open();
+  Prefill(*conn_, prefix_);
+  {
+    std::lock_guard<std::mutex> lock(plan_->mu);
+    plan_->fail_all_reads = true;
+  }
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);
+  llama::PrefillResult r = Prefill(*conn_, prompt);
+  EXPECT_EQ(r.cached_chunks, 3u);
+  EXPECT_EQ(r.restored_tokens, 0u);
+  EXPECT_EQ(r.computed_tokens, prompt.size());
+  EXPECT_FALSE(r.fallback.empty());
+  llama::ConnectorStats s = conn_->Stats();
+  EXPECT_EQ(s.restore_failures, 1u);
+  EXPECT_EQ(s.recomputed_tokens, prefix_.size());
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), Reference(prompt, {})));
+}
+
+TEST_F(ConnectorTest, CorruptSegmentRestoresOnlyTheChunksBeforeIt) {
+  Open();
+  Prefill(*conn_, prefix_);
+  // Flip a bit in a segment of chunk 1 that lives on the faulty device.
+  std::vector<ChunkKey> keys = ChainChunkKeys(conn_->ns(), prefix_, kChunk);
+  ChunkRef rec = pool_->glt().Find(keys[1]);
+  ASSERT_NE(rec, nullptr);
+  bool armed = false;
+  for (uint32_t l = 0; l < rec->layers; ++l) {
+    if (rec->segment(l).device != 1) continue;
+    std::lock_guard<std::mutex> lock(plan_->mu);
+    plan_->flip_read_slots.insert(rec->segment(l).slot);
+    armed = true;
+    break;
+  }
+  ASSERT_TRUE(armed) << "chunk 1 has no segment on the faulty device";
+
+  llama::PrefillResult r = Prefill(*conn_, Concat(prefix_, suffix_));
+  EXPECT_EQ(r.restored_tokens, kChunk);
+  EXPECT_FALSE(r.fallback.empty());
+  // Reference: chunk 0's KV as the first Prefill computed it (in the piece
+  // [0, 64)), then everything after it decoded in pieces from 32.
+  ContextPtr ref = NewContext(model_.get());
+  ASSERT_TRUE(llama::DecodeTokens(ref.get(), std::span(prefix_).first(64), 0, 0).ok());
+  llama_memory_seq_rm(llama_get_memory(ref.get()), 0, kChunk, -1);
+  std::vector<int32_t> rest(prefix_.begin() + kChunk, prefix_.end());
+  rest = Concat(rest, suffix_);
+  ASSERT_TRUE(llama::DecodeTokens(ref.get(), rest, kChunk, 0).ok());
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), LastLogits(ref.get())));
+}
+
+}  // namespace
+}  // namespace kvpool::testing
+
+#else  // !KVPOOL_HAVE_LLAMA
+
+TEST(LlamaNotBuilt, Skip) { GTEST_SKIP() << "llama.cpp is not built: run scripts/setup_llama.sh"; }
+
+#endif
