@@ -23,7 +23,7 @@ echo "== 2/3 kvpool bench longdoc (llama-3.1-8b KV at 1/4 scale, 4K-32K tokens)"
 if "$KVPOOL" llama --help >/dev/null 2>&1; then
   echo
   echo "== 3/3 kvpool llama bench-ttft (short)"
-  "$KVPOOL" llama bench-ttft --short --out .kvpool/results
+  "$KVPOOL" llama bench-ttft --contexts 2K 4K --repeats 2 --out .kvpool/results
 else
   echo
   echo "== 3/3 skipped: kvpool was built without llama.cpp (scripts/setup_llama.sh)"

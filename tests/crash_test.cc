@@ -76,9 +76,10 @@ PoolOptions CrashPoolOptions(const std::string& dir, const std::string& engine) 
   if (engine == "spdk") {
     const std::vector<std::string> t = SpdkTransports();
     o.devices.push_back(SpdkOptions("ssd0", t.at(0), 60 * chunk, 2.0));
+    const uint64_t cap1 = 80 * chunk;
     o.devices.push_back(t.size() > 1
-                            ? SpdkOptions("ssd1", t[1], 80 * chunk, 3.0)
-                            : ExtentOptions("ssd1", dir + "/ssd1.extent", 80 * chunk, "psync", 3.0));
+                            ? SpdkOptions("ssd1", t[1], cap1, 3.0)
+                            : ExtentOptions("ssd1", dir + "/ssd1.extent", cap1, "psync", 3.0));
   } else {
     o.devices.push_back(ExtentOptions("ssd0", dir + "/ssd0.extent", 60 * chunk, engine, 2.0));
     o.devices.push_back(ExtentOptions("ssd1", dir + "/ssd1.extent", 80 * chunk, engine, 3.0));

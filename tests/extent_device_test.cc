@@ -35,8 +35,9 @@ PoolOptions ExtentPool(const std::string& dir, const std::string& engine, size_t
   if (engine == "spdk") {
     const std::vector<std::string> t = SpdkTransports();
     o.devices.push_back(SpdkOptions("ssd0", t.at(0), cap, 2.0));
-    o.devices.push_back(t.size() > 1 ? SpdkOptions("ssd1", t[1], cap, 3.0)
-                                     : ExtentOptions("ssd1", dir + "/ssd1.extent", cap, "psync", 3.0));
+    o.devices.push_back(t.size() > 1
+                            ? SpdkOptions("ssd1", t[1], cap, 3.0)
+                            : ExtentOptions("ssd1", dir + "/ssd1.extent", cap, "psync", 3.0));
   } else {
     o.devices.push_back(ExtentOptions("ssd0", dir + "/ssd0.extent", cap, engine, 2.0));
     o.devices.push_back(ExtentOptions("ssd1", dir + "/ssd1.extent", cap, engine, 3.0));

@@ -6,12 +6,12 @@
 // target (SIGSTOP) and a killed one turn into misses and a device error, and
 // the pool still closes promptly. The killed-target test runs last.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <netinet/in.h>
 
 #include "core/pool_impl.h"
 #include "extent_test_util.h"
@@ -42,6 +42,15 @@ TEST(SpdkDevice, WithoutSpdkTheKindIsUnsupportedAndSaysHowToEnableIt) {
   EXPECT_NE(d.status().message().find("'nvme0'"), std::string::npos);
 }
 
+// libspdk_env_dpdk's constructor installs a SIGBUS handler (PCIe hot
+// removal) that would spin on a genuine SIGBUS; kvpool puts the default back.
+TEST(SpdkDevice, SigbusKeepsItsDefaultActionWithoutPci) {
+  if (!KVPOOL_HAVE_SPDK) GTEST_SKIP() << "built without SPDK";
+  struct sigaction sa {};
+  ASSERT_EQ(::sigaction(SIGBUS, nullptr, &sa), 0);
+  EXPECT_TRUE(sa.sa_handler == SIG_DFL);
+}
+
 TEST(SpdkDevice, ATransportThatDoesNotParseIsInvalidArgument) {
   if (!KVPOOL_HAVE_SPDK) GTEST_SKIP() << "built without SPDK";
   for (const char* bad : {"trtype:NOPE traddr:1", "trtype:TCP traddr:127.0.0.1 trsvcid:4420"}) {
@@ -67,8 +76,9 @@ int ClosedPort() {
 
 TEST(SpdkDevice, NoTargetIsAnIOErrorNamingTheTransportNotAHang) {
   if (!KVPOOL_HAVE_SPDK) GTEST_SKIP() << "built without SPDK";
-  const std::string trid = "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:" +
-                           std::to_string(ClosedPort()) + " subnqn:nqn.2016-06.io.spdk:none";
+  const std::string trid =
+      "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:" + std::to_string(ClosedPort()) +
+      " subnqn:nqn.2016-06.io.spdk:none";
   const auto t0 = std::chrono::steady_clock::now();
   auto d = OpenSpdk(trid);
   ASSERT_FALSE(d.ok());

@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
   bench_device->add_option("--sizes-kib", device_bench.sizes_kib, "segment sizes in KiB");
   bench_device->add_option("--depths", device_bench.depths, "queue depths");
   bench_device->add_option("--engine", device_bench.engine, "extent engine: uring or psync");
-  bench_device->add_option("--spdk-transport", device_bench.spdk_transport, "also bench the SPDK device on this transport ID (its namespace is reformatted)");
+  bench_device->add_option("--spdk-transport", device_bench.spdk_transport,
+                           "also bench the SPDK device on this SPDK transport ID (reformats it)");
   bench_device->add_option("--repeats", device_bench.repeats, "runs per cell (median)")->check(CLI::Range(1, 100));
   bench_device->add_flag("--keep", device_bench.keep, "keep the data files");
   bench_device->add_option("--json", device_bench.json, "write results as JSON to this file");

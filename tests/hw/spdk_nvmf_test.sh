@@ -41,6 +41,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$tgt_pid" 2> /dev/null || break; sleep 0.1; done
     kill -KILL "$tgt_pid" 2> /dev/null
   fi
+  [[ -n "$tgt_pid" ]] && rm -f "/dev/shm/nvmf_trace.pid$tgt_pid"  # left when it is killed
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,7 +69,7 @@ if [[ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 512 ]] && grep -q
   mem_args=(-s 1024)
 fi
 LD_LIBRARY_PATH="$spdk_dir/lib:${LD_LIBRARY_PATH:-}" "$spdk_dir/bin/nvmf_tgt" -m 0x1 \
-  "${mem_args[@]}" -r "$work/spdk.sock" --json "$work/nvmf.json" > "$work/nvmf_tgt.log" 2>&1 &
+  --disable-cpumask-locks "${mem_args[@]}" -r "$work/spdk.sock" --json "$work/nvmf.json" > "$work/nvmf_tgt.log" 2>&1 &
 tgt_pid=$!
 for _ in $(seq 100); do
   (echo > "/dev/tcp/127.0.0.1/$port") 2> /dev/null && break

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "bench_util.h"
@@ -177,6 +178,13 @@ Result<ContextResult> RunContext(const TtftBenchOptions& o, const LlamaEngine& e
   return c;
 }
 
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
 }  // namespace
 
 int RunTtftBench(const TtftBenchOptions& o) {
@@ -207,7 +215,8 @@ int RunTtftBench(const TtftBenchOptions& o) {
       {"cold_repeats", o.cold_repeats},
       {"dram_mib", o.dram_mib},
       {"machine", MachineDescription()},
-      {"date", NowIso8601()}};
+      {"date", NowIso8601()},
+      {"loadavg_start", LoadAverage()}};
   for (uint64_t context : o.contexts) {
     if (context % o.chunk_tokens != 0) {
       return std::fprintf(stderr,
@@ -223,6 +232,7 @@ int RunTtftBench(const TtftBenchOptions& o) {
     }
     report.contexts.push_back(std::move(*c));
   }
+  report.config["loadavg_end"] = LoadAverage();
   std::printf(
       "TTFT with llama.cpp, model %s (RANDOM weights: real shape and compute, gibberish text)\n",
       report.config["model"].get<std::string>().c_str());

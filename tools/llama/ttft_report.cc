@@ -71,14 +71,15 @@ bool Plot(const TtftReport& r, const std::string& dir) {
   for (size_t i = 0; i < series.size(); ++i) {
     std::string src = "'" + dir + "/llama-ttft.dat' index " + std::to_string(i);
     std::string title = series[i] == "cold" ? "cold (full prefill)" : series[i];
-    ttft_plot += (i ? ", " : "") + src + " using 1:2 with linespoints lw 2 title '" + title + "'";
+    ttft_plot += (i ? ", " : "") + src + " using 1:2 with linespoints lw 2 lt " +
+                 std::to_string(i + 1) + " title '" + title + "'";
     if (i > 0)
-      load_plot +=
-          (i > 1 ? ", " : "") + src + " using 1:3 with linespoints lw 2 title '" + title + "'";
+      load_plot += (i > 1 ? ", " : "") + src + " using 1:3 with linespoints lw 2 lt " +
+                   std::to_string(i + 1) + " title '" + title + "'";
   }
   const std::string title = r.config.value("model", std::string("model")) +
-                            " - RANDOM weights (real shape and compute), llama.cpp CPU, " +
-                            std::to_string(r.config.value("threads", 0)) + " threads";
+                            " - RANDOM weights (real shape and compute), llama.cpp CPU, threads=" +
+                            std::to_string(r.config.value("threads", 0));
   std::ofstream gp(dir + "/llama-ttft.gp");
   gp << "set terminal pngcairo size 1200,520 font ',10'\nset output '" << dir
      << "/llama-ttft.png'\n"

@@ -63,9 +63,10 @@ Status EraseCheckpoints(BlockTarget& target, const format::Layout& layout,
   return Status::OK();
 }
 
-Checkpointer::Checkpointer(BlockTarget* target, const format::Layout& layout, const ChunkKey& device_id,
-                           SlotTable* table, const std::atomic<uint64_t>* next_write_id,
-                           uint64_t generation, std::string what)
+Checkpointer::Checkpointer(BlockTarget* target, const format::Layout& layout,
+                           const ChunkKey& device_id, SlotTable* table,
+                           const std::atomic<uint64_t>* next_write_id, uint64_t generation,
+                           std::string what)
     : target_(target),
       layout_(layout),
       device_id_(device_id),

@@ -49,8 +49,9 @@ class Checkpointer {
  public:
   // `target`, `table` and `next_write_id` must outlive this object. `generation` is
   // the generation of the newest valid copy (0: none).
-  Checkpointer(BlockTarget* target, const format::Layout& layout, const ChunkKey& device_id, SlotTable* table,
-               const std::atomic<uint64_t>* next_write_id, uint64_t generation, std::string what);
+  Checkpointer(BlockTarget* target, const format::Layout& layout, const ChunkKey& device_id,
+               SlotTable* table, const std::atomic<uint64_t>* next_write_id, uint64_t generation,
+               std::string what);
   ~Checkpointer();  // stops the background thread (without a final write)
 
   // Writes the table as the next generation; `clean` marks a close.

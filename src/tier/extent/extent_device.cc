@@ -64,9 +64,9 @@ class ExtentDevice final : public Device {
               std::to_string(ckpt ? ckpt->header.generation : 0) + ", " +
               std::to_string(r.verified) + " verified), discarded " + std::to_string(r.discarded));
     recovered_ = std::move(r.kept);
-    checkpointer_ = std::make_unique<Checkpointer>(target_.get(), ctx_.layout, ctx_.device_id, &table_,
-                                                   &next_write_id_,
-                                                   ckpt ? ckpt->header.generation : 0, ctx_.what);
+    checkpointer_ = std::make_unique<Checkpointer>(
+        target_.get(), ctx_.layout, ctx_.device_id, &table_, &next_write_id_,
+        ckpt ? ckpt->header.generation : 0, ctx_.what);
     checkpointer_->StartBackground(tuning.checkpoint_interval);
     return Status::OK();
   }

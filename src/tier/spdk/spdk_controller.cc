@@ -164,9 +164,11 @@ spdk_nvme_qpair* SpdkController::NewQpair(uint32_t depth, size_t bytes) {
 int SpdkController::RunMeta(Op op, void* dma, uint64_t lba, uint32_t lbas) {
   if (failed() || meta_qpair_ == nullptr) return -EIO;
   MetaWait w;
-  int rc = op == Op::kRead    ? spdk_nvme_ns_cmd_read(ns_, meta_qpair_, dma, lba, lbas, OnMetaDone, &w, 0)
-           : op == Op::kWrite ? spdk_nvme_ns_cmd_write(ns_, meta_qpair_, dma, lba, lbas, OnMetaDone, &w, 0)
-                              : spdk_nvme_ns_cmd_flush(ns_, meta_qpair_, OnMetaDone, &w);
+  int rc = op == Op::kRead
+               ? spdk_nvme_ns_cmd_read(ns_, meta_qpair_, dma, lba, lbas, OnMetaDone, &w, 0)
+           : op == Op::kWrite
+               ? spdk_nvme_ns_cmd_write(ns_, meta_qpair_, dma, lba, lbas, OnMetaDone, &w, 0)
+               : spdk_nvme_ns_cmd_flush(ns_, meta_qpair_, OnMetaDone, &w);
   if (rc != 0) return rc;
   const uint64_t deadline = NowNs() + TimeoutNs();
   while (!w.done) {

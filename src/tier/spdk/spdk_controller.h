@@ -78,8 +78,7 @@ class SpdkController {
   // 4096) or, for kFlush, an NVMe Flush (nothing when the controller has no
   // volatile write cache). Errors start with `what`.
   enum class Op { kRead, kWrite, kFlush };
-  Status Transfer(Op op, std::byte* buffer, size_t bytes, uint64_t offset,
-                  const std::string& what);
+  Status Transfer(Op op, std::byte* buffer, size_t bytes, uint64_t offset, const std::string& what);
 
   SpdkPollStats& stats() { return stats_; }
   const SpdkPollStats& stats() const { return stats_; }

@@ -65,7 +65,8 @@ class SpdkTarget final : public BlockTarget {
     const SpdkPollStats& s = ctrl_->stats();
     const uint64_t wait = s.wait_ns.load(), cpu = s.cpu_ns.load();
     const uint64_t polls = s.polls.load(), empty = s.empty_polls.load();
-    std::string d = std::string("engine=spdk user-space NVMe (") + (ctrl_->pcie() ? "PCIe" : "fabrics") +
+    std::string d = std::string("engine=spdk user-space NVMe (") +
+                    (ctrl_->pcie() ? "PCIe" : "fabrics") +
                     ") dma-buffers=" + (ctrl_->env().hugepages ? "hugepages" : "no_huge") +
                     " sector=" + std::to_string(ctrl_->sector_bytes()) +
                     " max-transfer=" + std::to_string(ctrl_->max_transfer_bytes() / 1024) +

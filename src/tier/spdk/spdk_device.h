@@ -31,8 +31,7 @@ Result<std::unique_ptr<Device>> OpenSpdkDevice(const DeviceOptions& options,
                                                const ChunkKey& pool_id);
 Result<std::unique_ptr<Device>> OpenSpdkDevice(const DeviceOptions& options,
                                                uint32_t segment_payload_bytes,
-                                               const ChunkKey& pool_id,
-                                               const ExtentTuning& tuning);
+                                               const ChunkKey& pool_id, const ExtentTuning& tuning);
 
 // Namespace 1 of options.transport as a raw target (tests read and damage
 // extents through it while no device has it open).

@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spdk/env.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -56,8 +57,8 @@ bool HugepagesUsable() {
 Status Init(bool need_pci, SpdkEnvInfo* info) {
   info->pci = need_pci || EnvFlag("KVPOOL_SPDK_PCI");
   info->hugepages = !EnvFlag("KVPOOL_SPDK_NO_HUGE") && HugepagesUsable();
-  info->mem_mb = info->hugepages ? EnvInt("KVPOOL_SPDK_MEM_MB", -1)
-                                 : EnvInt("KVPOOL_SPDK_MEM_MB", 1024);
+  info->mem_mb =
+      info->hugepages ? EnvInt("KVPOOL_SPDK_MEM_MB", -1) : EnvInt("KVPOOL_SPDK_MEM_MB", 1024);
   spdk_env_opts opts{};
   opts.opts_size = sizeof(opts);
   spdk_env_opts_init(&opts);
@@ -74,6 +75,11 @@ Status Init(bool need_pci, SpdkEnvInfo* info) {
                            "; see the EAL messages above; docs/spdk.md, \"Huge pages\")");
   }
   if (info->pci && g_spdk_sigbus.sa_handler != SIG_DFL) sigaction(SIGBUS, &g_spdk_sigbus, nullptr);
+  // Without shared config (shm_id < 0) DPDK keeps nothing in its runtime
+  // directory but would leave it behind; rmdir removes it only if empty.
+  const std::string prefix = "/dpdk/spdk_pid" + std::to_string(getpid());
+  rmdir(("/var/run" + prefix).c_str());
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR")) rmdir((xdg + prefix).c_str());
   log::Info("SPDK environment up: " + info->Describe());
   return Status::OK();
 }

@@ -35,7 +35,10 @@ uint64_t ThreadCpuNs() {
 class SpdkQueue final : public RawQueue {
  public:
   SpdkQueue(std::shared_ptr<SpdkController> c, spdk_nvme_qpair* qpair, BufferArena arena)
-      : RawQueue(std::move(arena)), ctrl_(std::move(c)), qpair_(qpair), pending_(depth()),
+      : RawQueue(std::move(arena)),
+        ctrl_(std::move(c)),
+        qpair_(qpair),
+        pending_(depth()),
         slots_(depth()) {
     for (uint32_t b = 0; b < depth(); ++b) pending_[b] = Pending{this, nullptr, b, 0, false};
     done_.reserve(depth());
@@ -121,8 +124,8 @@ class SpdkQueue final : public RawQueue {
     if (!p->busy) return;
     if (spdk_nvme_cpl_is_error(cpl) && q->breaking_ == 0 && !q->warned_) {
       q->warned_ = true;
-      log::Warn(q->ctrl_->what() + ": NVMe command failed: " +
-                spdk_nvme_cpl_get_status_string(&cpl->status));
+      log::Warn(q->ctrl_->what() +
+                ": NVMe command failed: " + spdk_nvme_cpl_get_status_string(&cpl->status));
     }
     const int64_t failed = q->breaking_ != 0 ? q->breaking_ : -EIO;
     q->Finish(*p, spdk_nvme_cpl_is_error(cpl) ? failed : int64_t(p->io->length));
@@ -179,8 +182,8 @@ class SpdkQueue final : public RawQueue {
     const uint64_t now = NowNs(), timeout = SpdkController::TimeoutNs();
     for (const Pending& p : pending_) {
       if (p.busy && now - p.start_ns > timeout) {
-        return Break(-ETIMEDOUT, "a command timed out after " +
-                                     std::to_string(timeout / 1000000) + " ms");
+        return Break(-ETIMEDOUT,
+                     "a command timed out after " + std::to_string(timeout / 1000000) + " ms");
       }
     }
     sched_yield();
