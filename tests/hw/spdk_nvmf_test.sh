@@ -41,7 +41,10 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$tgt_pid" 2> /dev/null || break; sleep 0.1; done
     kill -KILL "$tgt_pid" 2> /dev/null
   fi
-  [[ -n "$tgt_pid" ]] && rm -f "/dev/shm/nvmf_trace.pid$tgt_pid"  # left when it is killed
+  if [[ -n "$tgt_pid" ]]; then  # what the target leaves when it is killed
+    rm -f "/dev/shm/nvmf_trace.pid$tgt_pid"
+    rmdir "/var/run/dpdk/spdk_pid$tgt_pid" 2> /dev/null
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -8,6 +8,7 @@
 
 #include "../bench_util.h"
 #include "../host_kv.h"
+#include "config.h"
 #include "lmcache_baseline.h"
 #include "longdoc_result.h"
 #include "util/aligned_buffer.h"
@@ -217,6 +218,12 @@ int RunLongDocBench(const LongDocOptions& o) {
   for (uint64_t c : o.contexts) std::printf(" %lluK", static_cast<unsigned long long>(c / 1024));
   std::printf("\nDRAM %.0f MiB, SSD %.0f MiB for every system; %s\n", plan.dram_bytes / 1048576.0,
               plan.ssd_bytes / 1048576.0, cm.Label().c_str());
+#if KVPOOL_HAVE_SPDK
+  std::printf("kvpool-spdk: skipped: the long-context bench does not drive the SPDK device yet "
+              "(use kvpool bench device --spdk-transport)\n");
+#else
+  std::printf("kvpool-spdk: skipped: kvpool was built without SPDK (docs/spdk.md)\n");
+#endif
   std::fflush(stdout);
   LongDocReport report;
   report.config = ConfigJson(o, plan, cm);
