@@ -71,6 +71,22 @@ struct DeviceOptions {
   double throttle_gibps = 0;
 };
 
+// How a pool with persistent devices uses its DRAM regions (docs/design.md).
+enum class PlacementMode : uint8_t {
+  // Every chunk is stored whole on the persistent devices (spread over them by
+  // bandwidth); DRAM regions hold copies of the hot set. A pool without
+  // persistent devices places chunks over its DRAM regions as `kPartition`.
+  kCopies = 0,
+  // Every chunk is split over all devices by bandwidth, DRAM included (the
+  // published design; kept for comparison). DRAM-held segments do not
+  // survive a restart, so neither do their chunks.
+  kPartition = 1,
+};
+
+// "copies", "partition".
+std::string_view PlacementModeName(PlacementMode mode);
+Result<PlacementMode> ParsePlacementMode(std::string_view name);
+
 struct PoolOptions {
   ModelShape shape;
   std::vector<DeviceOptions> devices;
@@ -90,6 +106,16 @@ struct PoolOptions {
   double low_watermark = 0.85;
   // Size of the bandwidth probe per device in MiB. Default: 64.
   uint32_t probe_mib = 64;
+
+  // Where chunks live. Default: kCopies.
+  PlacementMode placement = PlacementMode::kCopies;
+  // Hot set (kCopies): the share of DRAM copy capacity kept for chunks seen
+  // once (probation); chunks read again move to the protected rest, so a
+  // one-off scan only ever displaces probation. In (0, 1). Default: 0.25.
+  double hot_probation_fraction = 0.25;
+  // Reads are served before writes, but no write waits longer than this many
+  // milliseconds behind reads. Default: 20.
+  uint32_t max_write_delay_ms = 20;
 
   // OK, or InvalidArgument naming the field (e.g. "devices[1].capacity_bytes").
   Status Validate() const;

@@ -68,6 +68,11 @@ class RetrieveHandle {
   bool Done() const;
   // Seconds this request spent between submission and its last completion.
   double ElapsedSeconds() const;
+  // After Wait(): the first device error (IOError, Corruption) that cut the
+  // result short, naming the device and slot; OK when none did. A failed
+  // read of a DRAM copy that was served again from the persistent copy does
+  // not cut the result short and is only counted (PoolStats::copy_fallbacks).
+  Status error() const;
 
  private:
   std::shared_ptr<internal::RetrieveState> state_;
@@ -90,8 +95,17 @@ class OffloadHandle {
 struct DeviceStats {
   std::string name;
   std::string kind;
-  double bandwidth_gibps = 0;    // weight used for placement
+  // "home": holds every chunk's persistent copy (or, in a pool without
+  // persistent devices and in partition mode, the only copy). "cache": a
+  // DRAM region holding copies of the hot set.
+  std::string role;
+  double bandwidth_gibps = 0;    // weight used for placement (joint probe, or configured)
   bool bandwidth_probed = false;  // measured at open (true) or configured
+  double solo_gibps = 0;         // probed alone; 0 when configured
+  // Observed read throughput (EWMA over read batches, GiB/s of busy time);
+  // 0 until enough reads were seen. Read plans use it once known.
+  double live_gibps = 0;
+  std::string contention_group;  // devices probed together share a bottleneck
   bool in_placement = true;       // false once the device was taken out for errors
   uint64_t capacity_bytes = 0;
   uint64_t used_bytes = 0;
@@ -103,6 +117,8 @@ struct DeviceStats {
   double busy_seconds = 0;  // wall time with at least one operation in flight
   uint64_t errors = 0;      // I/O errors and checksum mismatches
   uint64_t evicted_segments = 0;
+  uint64_t copy_segments = 0;     // cache role: DRAM copies held
+  uint64_t queued_read_bytes = 0; // reads queued or in flight now
 };
 
 struct PoolStats {
@@ -119,6 +135,18 @@ struct PoolStats {
   uint64_t evicted_chunks = 0;
   uint64_t offload_rejected_chunks = 0;  // no space even after eviction
   uint64_t recovered_chunks = 0;         // rebuilt from devices at open
+  uint64_t unreachable_reclaimed_chunks = 0;  // at open: no path from a first chunk
+  // Hot set (copies mode): chunks with a DRAM copy, by segment.
+  uint64_t copy_chunks = 0;
+  uint64_t hot_probation_chunks = 0;
+  uint64_t hot_protected_chunks = 0;
+  uint64_t copies_admitted = 0;   // DRAM copies made on offload
+  uint64_t copies_promoted = 0;   // DRAM copies made from a read
+  uint64_t copies_dropped = 0;    // DRAM copies given up (the chunk stays)
+  uint64_t copy_fallbacks = 0;    // segment reads of a copy that failed and were re-read from home
+  uint64_t bytes_read_from_copies = 0;  // retrieval bytes served by DRAM copies
+  uint64_t bytes_read_from_home = 0;    // retrieval bytes served by home devices
+  uint64_t retrieve_errors = 0;   // retrievals cut short by a device error
 };
 
 class Pool {

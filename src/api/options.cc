@@ -100,6 +100,17 @@ Result<DeviceKind> ParseDeviceKind(std::string_view name) {
                                  "' (known: dram, file, extent, spdk)");
 }
 
+std::string_view PlacementModeName(PlacementMode mode) {
+  return mode == PlacementMode::kPartition ? "partition" : "copies";
+}
+
+Result<PlacementMode> ParsePlacementMode(std::string_view name) {
+  if (name == "copies") return PlacementMode::kCopies;
+  if (name == "partition") return PlacementMode::kPartition;
+  return Status::InvalidArgument("placement: unknown mode '" + std::string(name) +
+                                 "' (known: copies, partition)");
+}
+
 Status PoolOptions::Validate() const {
   KVP_RETURN_IF_ERROR(shape.Validate());
   if (devices.empty()) return Bad("devices", "must list at least one device");
@@ -120,6 +131,10 @@ Status PoolOptions::Validate() const {
     return Bad("low_watermark", "must be in (0, high_watermark)");
   }
   if (probe_mib == 0) return Bad("probe_mib", "must be > 0");
+  if (!(hot_probation_fraction > 0 && hot_probation_fraction < 1)) {
+    return Bad("hot_probation_fraction", "must be in (0, 1)");
+  }
+  if (max_write_delay_ms == 0) return Bad("max_write_delay_ms", "must be > 0");
   return Status::OK();
 }
 

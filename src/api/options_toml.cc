@@ -187,6 +187,13 @@ Status ReadPool(const toml::table& root, PoolOptions* o) {
   KVP_RETURN_IF_ERROR(r.Get("high_watermark", &o->high_watermark));
   KVP_RETURN_IF_ERROR(r.Get("low_watermark", &o->low_watermark));
   KVP_RETURN_IF_ERROR(r.Get("probe_mib", &o->probe_mib));
+  KVP_RETURN_IF_ERROR(r.Get("hot_probation_fraction", &o->hot_probation_fraction));
+  KVP_RETURN_IF_ERROR(r.Get("max_write_delay_ms", &o->max_write_delay_ms));
+  std::string placement = std::string(PlacementModeName(o->placement));
+  KVP_RETURN_IF_ERROR(r.Get("placement", &placement));
+  auto mode = ParsePlacementMode(placement);
+  if (!mode.ok()) return mode.status();
+  o->placement = *mode;
   r.Known("model");  // tables, read below
   r.Known("device");
   KVP_RETURN_IF_ERROR(r.RejectUnknown());

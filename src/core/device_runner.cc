@@ -11,8 +11,9 @@ DeviceRunner::DeviceRunner(std::unique_ptr<Device> device, uint16_t id)
     : device_(std::move(device)), id_(id), slots_(device_->geometry().slot_count) {}
 
 Result<std::unique_ptr<DeviceRunner>> DeviceRunner::Start(std::unique_ptr<Device> device,
-                                                          uint16_t id) {
+                                                          uint16_t id, RunnerTuning tuning) {
   std::unique_ptr<DeviceRunner> r(new DeviceRunner(std::move(device), id));
+  r->tuning_ = tuning;
   uint32_t threads = std::max<uint32_t>(1, r->device_->options().io_threads);
   for (uint32_t i = 0; i < threads; ++i) {
     auto q = r->device_->NewIoQueue();
@@ -138,6 +139,10 @@ void DeviceRunner::Account(const SegmentIo& op) {
                " operations in a row: taken out of placement");
   }
 }
+
+uint64_t DeviceRunner::queued_read_bytes() const { return 0; }
+
+double DeviceRunner::live_read_gibps() const { return 0; }
 
 double DeviceRunner::busy_seconds() const {
   std::lock_guard<std::mutex> lock(mu_);

@@ -12,6 +12,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -31,6 +32,12 @@ struct DeviceCounters {
   std::atomic<uint64_t> busy_ns{0};
 };
 
+struct RunnerTuning {
+  // Reads are taken before writes, but a queued write never waits longer
+  // than this behind reads.
+  std::chrono::milliseconds max_write_delay{20};
+};
+
 class DeviceRunner {
  public:
   // Consecutive failed operations after which a device leaves placement.
@@ -38,7 +45,7 @@ class DeviceRunner {
 
   // Starts options.io_threads workers. Errors name the device.
   static Result<std::unique_ptr<DeviceRunner>> Start(std::unique_ptr<Device> device,
-                                                     uint16_t id);
+                                                     uint16_t id, RunnerTuning tuning = {});
   ~DeviceRunner();  // lets queued ops finish, then joins the workers
 
   // Queues ops; each op's owner->OnIoComplete runs on a worker thread once
@@ -53,12 +60,27 @@ class DeviceRunner {
   DeviceCounters& counters() { return counters_; }
   const DeviceCounters& counters() const { return counters_; }
 
+  // Placement weight: configured, or probed (jointly with the devices of
+  // the same contention group). Set before the pool serves requests.
   double bandwidth_gibps() const { return bandwidth_gibps_; }
   bool bandwidth_probed() const { return bandwidth_probed_; }
   void set_bandwidth(double gibps, bool probed) {
     bandwidth_gibps_ = gibps;
     bandwidth_probed_ = probed;
   }
+  // Read bandwidth measured with this device alone (0 when configured).
+  double solo_bandwidth_gibps() const { return solo_gibps_; }
+  void set_solo_bandwidth(double gibps) { solo_gibps_ = gibps; }
+  // Devices with the same group share a bottleneck (a NUMA node's memory,
+  // one disk) and were probed together.
+  const std::string& contention_group() const { return contention_group_; }
+  void set_contention_group(std::string group) { contention_group_ = std::move(group); }
+
+  // Bytes of reads submitted and not yet completed (queued or in flight).
+  uint64_t queued_read_bytes() const;
+  // Observed read throughput in GiB/s (EWMA over read batches); 0 until
+  // enough reads were seen to be meaningful.
+  double live_read_gibps() const;
   // False once the device failed kFailuresBeforeQuarantine ops in a row.
   bool in_placement() const { return in_placement_.load(std::memory_order_relaxed); }
   // Wall time with at least one worker busy, the current interval included.
@@ -84,6 +106,9 @@ class DeviceRunner {
   DeviceCounters counters_;
   double bandwidth_gibps_ = 0;
   bool bandwidth_probed_ = false;
+  double solo_gibps_ = 0;
+  std::string contention_group_;
+  RunnerTuning tuning_;
   std::atomic<bool> in_placement_{true};
   std::atomic<uint32_t> consecutive_failures_{0};
 
