@@ -20,7 +20,7 @@ if [[ "${KVPOOL_SANITIZERS:-1}" != "0" ]]; then
   echo "== ASan + UBSan: whole suite"
   "$ROOT/scripts/build.sh" "$ROOT/build-asan" -DKVPOOL_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run_suite "$ROOT/build-asan" -LE timing
+    run_suite "$ROOT/build-asan" -LE "timing|large"
 
   echo "== TSan: concurrent parts"
   "$ROOT/scripts/build.sh" "$ROOT/build-tsan" -DKVPOOL_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug

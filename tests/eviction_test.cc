@@ -261,5 +261,55 @@ TEST_F(EvictionTest, ChunkRemovedWhileBeingWrittenLeavesItsParentEvictable) {
   }
 }
 
+TEST_F(EvictionTest, EvictionNeverTakesThePrefixAnInFlightOffloadExtends) {
+  const size_t a = AddPrefix();  // the least recently used prefix
+  for (int i = 0; i < 2; ++i) AddPrefix();  // 48 of 64 slots
+  // Extend prefix a by one chunk while its write is held at the device.
+  auto longer = MakeKeys(shape_, kPrefixChunks + 1, 1000 + a);
+  KvData data(shape_, kPrefixChunks + 1, 3000);
+  gate_.Close();
+  auto h = pool_->Offload(longer, ViewFrom(data, kPrefixChunks));
+  ASSERT_TRUE(h.ok());
+  // Meanwhile the pool fills (offloads of other prefixes queue behind the
+  // gate, so Remove-free pressure comes from placement's eviction).
+  std::vector<OffloadHandle> more;
+  std::vector<std::unique_ptr<KvData>> keep;
+  for (int i = 0; i < 2; ++i) {
+    auto keys = MakeKeys(shape_, kPrefixChunks, 5000 + i);
+    keep.push_back(std::make_unique<KvData>(shape_, kPrefixChunks, 6000 + i));
+    auto m = pool_->Offload(keys, keep.back()->ConstView());
+    ASSERT_TRUE(m.ok());
+    more.push_back(std::move(m).value());
+  }
+  gate_.Open();
+  ASSERT_TRUE(h->Wait().ok());
+  for (auto& m : more) (void)m.Wait();
+  pool_->Flush();
+  // Whatever was evicted, the new chunk is reachable: its parent (a3) is
+  // still there whenever it is.
+  if (pool_->glt().Find(longer[kPrefixChunks])) {
+    EXPECT_NE(pool_->glt().Find(longer[kPrefixChunks - 1]), nullptr)
+        << "eviction took the tail an in-flight offload was extending: the new chunk is orphaned";
+    EXPECT_EQ(pool_->Lookup(longer), kPrefixChunks + 1);
+  }
+}
+
+TEST_F(EvictionTest, ChildCountsSurviveRemoveAndReoffload) {
+  const size_t a = AddPrefix();  // a0..a3
+  // Remove a middle chunk, then offload the whole prefix again: a1 comes
+  // back as a new record while a2 and a3 stayed.
+  EXPECT_EQ(pool_->Remove(std::span(prefixes_[a].keys).subspan(1, 1)), 1u);
+  auto again = OffloadSync(*pool_, prefixes_[a].keys, prefixes_[a].data->ConstView());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 1u);
+  // Touch a2 and a3 only (a Lookup from a2 on): the new a1 is now older
+  // than its own children. Then fill the pool: a must still lose its tail
+  // first; a1, or a0, going before a2 and a3 would leave a gap.
+  EXPECT_EQ(pool_->Lookup(std::span(prefixes_[a].keys).subspan(2)), kPrefixChunks - 2);
+  for (int i = 0; i < 3; ++i) AddPrefix();
+  size_t n = CachedLength(a);  // also fails on a gap
+  EXPECT_LT(n, kPrefixChunks);
+}
+
 }  // namespace
 }  // namespace kvpool::testing

@@ -78,6 +78,7 @@ class ExtentPoolTest : public ::testing::TestWithParam<std::string> {
 
 TEST_P(ExtentPoolTest, RoundTripOverTwoExtentsAndDramIsByteExact) {
   PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/true);
+  o.placement = PlacementMode::kPartition;  // every device holds a part (copies: copies_test)
   auto pool = OpenPool(o);
   ASSERT_NE(pool, nullptr);
   auto keys = MakeKeys(o.shape, 40, 1);
@@ -131,8 +132,25 @@ TEST_P(ExtentPoolTest, RestartFindsEveryChunkByteExact) {
   }
 }
 
-TEST_P(ExtentPoolTest, RestartWithDramKeepsOnlyWholeChunks) {
+TEST_P(ExtentPoolTest, RestartWithDramCopiesKeepsEveryChunk) {
+  PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/true);  // copies mode
+  auto keys = MakeKeys(o.shape, 30, 5);
+  KvData src(o.shape, 30, 6);
+  {
+    auto pool = OpenPool(o);
+    ASSERT_NE(pool, nullptr);
+    ASSERT_EQ(*OffloadSync(*pool, keys, src.ConstView()), 30u);
+  }
+  auto pool = OpenPool(o);
+  ASSERT_NE(pool, nullptr);
+  EXPECT_EQ(pool->Stats().recovered_chunks, 30u);
+  EXPECT_EQ(pool->Lookup(keys), 30u);
+  EXPECT_EQ(RetrieveExact(*pool, keys, src), 30u);
+}
+
+TEST_P(ExtentPoolTest, PartitionRestartWithDramKeepsOnlyWholeChunks) {
   PoolOptions o = ExtentPool(dir_.path(), GetParam(), 64, /*dram=*/true);
+  o.placement = PlacementMode::kPartition;
   auto keys = MakeKeys(o.shape, 30, 5);
   KvData src(o.shape, 30, 6);
   {
@@ -212,7 +230,10 @@ TEST_P(ExtentPoolTest, CorruptHeaderIsDiscardedAtOpen) {
   ASSERT_TRUE(flipped);
   auto pool = OpenPool(o);
   ASSERT_NE(pool, nullptr);
-  EXPECT_EQ(pool->Stats().recovered_chunks, 19u);
+  // Chunk 5 is dropped; chunks 6..19 cannot be reached without it and give
+  // their slots back.
+  EXPECT_EQ(pool->Stats().recovered_chunks, 5u);
+  EXPECT_EQ(pool->Stats().unreachable_reclaimed_chunks, 14u);
   EXPECT_EQ(pool->Lookup(keys), 5u);
   EXPECT_EQ(RetrieveExact(*pool, keys, src), 5u);
 }

@@ -54,7 +54,9 @@ TEST(Glt, TableMemoryShrinksWithRemovals) {
   uint64_t full = pool->Stats().glt_bytes;
   EXPECT_GT(full, 0u);
   pool->Remove(std::span(keys).subspan(20));
-  EXPECT_EQ(pool->Stats().glt_bytes, full / 2);
+  // Half the records; the child counts lose one entry more than half (the
+  // new last chunk has no child).
+  EXPECT_NEAR(double(pool->Stats().glt_bytes), double(full) / 2, 64);
   pool->Remove(keys);
   EXPECT_EQ(pool->Stats().glt_bytes, 0u);
   EXPECT_EQ(pool->Stats().glt_bytes_per_segment, 0.0);

@@ -46,10 +46,14 @@ Case RandomCase(std::mt19937_64& rng) {
 }
 
 // Four devices, each able to hold every segment of `chunks` chunks twice.
+// Partition mode unless told otherwise: these tests check the split over
+// every kind of device (copies mode has its own tests in copies_test.cc).
 PoolOptions MixedOptions(const ModelShape& shape, size_t chunks, const std::vector<double>& bw,
-                         const std::string& dir) {
+                         const std::string& dir,
+                         PlacementMode placement = PlacementMode::kPartition) {
   PoolOptions o;
   o.shape = shape;
+  o.placement = placement;
   uint64_t capacity = 2 * shape.SegmentBytes() * shape.layers * std::max<size_t>(chunks, 1);
   o.devices.push_back(DramOptions("dram0", capacity, bw[0]));
   o.devices.push_back(FileOptions("file1", dir + "/file1", capacity, bw[1]));
@@ -64,7 +68,9 @@ TEST(RoundTrip, RandomShapesAreByteExactAcrossDramAndFiles) {
     Case c = RandomCase(rng);
     SCOPED_TRACE(Describe(c));
     TempDir dir;
-    auto pool = MakePool(MixedOptions(c.shape, c.chunks, c.bandwidth, dir.path()));
+    // Odd iterations in copies mode: files are home, DRAM regions hold copies.
+    const PlacementMode mode = iter % 2 ? PlacementMode::kCopies : PlacementMode::kPartition;
+    auto pool = MakePool(MixedOptions(c.shape, c.chunks, c.bandwidth, dir.path(), mode));
     ASSERT_NE(pool, nullptr);
     auto keys = MakeKeys(c.shape, c.chunks, 100 + iter);
     KvData src(c.shape, c.chunks, 200 + iter);
@@ -83,14 +89,17 @@ TEST(RoundTrip, RandomShapesAreByteExactAcrossDramAndFiles) {
     PoolStats s = pool->Stats();
     EXPECT_EQ(s.chunks, c.chunks);
     EXPECT_EQ(s.segments, c.chunks * c.shape.layers);
-    uint64_t read = 0, written = 0;
+    uint64_t read = 0, home_written = 0;
     for (const DeviceStats& d : s.devices) {
       read += d.bytes_read;
-      written += d.bytes_written;
+      if (d.role == "home") home_written += d.bytes_written;
+      EXPECT_EQ(d.role, mode == PlacementMode::kCopies && d.kind == "dram" ? "cache" : "home");
       EXPECT_EQ(d.errors, 0u) << d.name;
     }
-    EXPECT_EQ(written, c.chunks * c.shape.layers * c.shape.SegmentPayloadBytes());
-    EXPECT_EQ(read, written);
+    // Every segment stored once at home, and read once from one of its copies.
+    const uint64_t bytes = c.chunks * c.shape.layers * c.shape.SegmentPayloadBytes();
+    EXPECT_EQ(home_written, bytes);
+    EXPECT_EQ(read, bytes);
   }
 }
 

@@ -9,10 +9,12 @@
 
 #include "bench_device.h"
 #include "bench_pool.h"
+#include "bench_reopen.h"
 #include "longdoc/longdoc_bench.h"
 #include "config.h"
 #include "default_config.h"
 #include "probe.h"
+#include "workload/workload_bench.h"
 #if KVPOOL_HAVE_LLAMA
 #include "llama_cmd.h"
 #endif
@@ -49,6 +51,26 @@ void AddLongDocOptions(CLI::App& c, LongDocOptions& o, std::vector<std::string>&
   c.add_flag("!--no-progress", o.progress, "no progress bar");
 }
 
+void AddWorkloadOptions(CLI::App& c, WorkloadOptions& o) {
+  TraceOptions& t = o.trace;
+  c.add_option("--documents", t.documents, "documents sessions are about")->capture_default_str();
+  c.add_option("--doc-tokens", t.doc_tokens, "tokens per document")->capture_default_str();
+  c.add_option("--turns", t.turns, "turns per session")->capture_default_str();
+  c.add_option("--turn-tokens", t.turn_tokens, "tokens each turn adds")->capture_default_str();
+  c.add_option("--zipf", t.zipf, "Zipf exponent of document popularity")->capture_default_str();
+  c.add_option("--new-session", t.new_session, "chance a request starts a new session")->capture_default_str();
+  c.add_option("--requests", t.requests, "requests in the trace")->capture_default_str();
+  c.add_option("--seed", t.seed, "trace seed")->capture_default_str();
+  c.add_option("--model", o.model, "model preset")->capture_default_str();
+  c.add_option("--scale", o.scale, "scale KV bytes per token (0, 1]")->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  c.add_option("--dram-mib", o.dram_mib, "host memory per system (kvpool: 2 regions of half)")->capture_default_str();
+  c.add_option("--extent-mib", o.extent_mib, "persistent capacity per system")->capture_default_str();
+  c.add_option("--systems", o.systems, "kvpool partition baseline")->capture_default_str();
+  c.add_option("--dir", o.dir, "where device files go")->capture_default_str();
+  c.add_option("--out", o.out, "where workload.json, .csv and .png go")->capture_default_str();
+  c.add_flag("!--no-progress", o.progress, "no progress bar");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,6 +102,15 @@ int main(int argc, char** argv) {
   CLI::App* bench_longdoc = bench->add_subcommand("longdoc", "long-context TTFT: kvpool vs baselines");
   AddLongDocOptions(*bench_longdoc, longdoc, contexts);
 
+  ReopenBenchOptions reopen_bench;
+  CLI::App* bench_reopen =
+      bench->add_subcommand("reopen", "recovery time of a full extent of ~1M slots");
+  AddReopenBenchOptions(*bench_reopen, reopen_bench);
+
+  WorkloadOptions workload;
+  CLI::App* bench_workload = bench->add_subcommand("workload", "multi-turn sessions, Zipf documents, a restart");
+  AddWorkloadOptions(*bench_workload, workload);
+
   ProbeOptions probe;
   CLI::App* probe_cmd = app.add_subcommand("probe", "machine features and device bandwidths");
   probe_cmd->add_option("--config", probe.config, "pool configuration (TOML)");
@@ -101,6 +132,7 @@ int main(int argc, char** argv) {
   if (llama.Parsed()) return llama.Run();
 #endif
   if (bench_device->parsed()) return RunDeviceBench(device_bench);
+  if (bench_reopen->parsed()) return RunBenchReopen(reopen_bench);
   if (bench_longdoc->parsed()) {
     if (!contexts.empty()) {
       longdoc.contexts.clear();
@@ -115,6 +147,7 @@ int main(int argc, char** argv) {
     }
     return RunLongDocBench(longdoc);
   }
+  if (bench_workload->parsed()) return RunWorkloadBench(workload);
   if (bench->parsed()) return RunPoolBench(pool_bench);
   if (probe_cmd->parsed()) return RunProbe(probe);
   if (config->parsed()) {

@@ -36,11 +36,14 @@ struct ModelShape {
   // size must equal `layers`.
   std::vector<LayerKind> layer_kinds;
 
-  // Bytes of one (chunk, layer) segment's payload.
+  // Bytes of one (chunk, layer) segment's payload; at most 1 GiB for a shape
+  // that Validate accepts. Products that overflow saturate at SIZE_MAX (never
+  // wrap), so an invalid shape can never look like a small one.
   size_t SegmentPayloadBytes() const;
   // Payload rounded up to kSegmentAlignment: what a segment occupies on a device.
+  // SIZE_MAX when the payload saturated.
   size_t SegmentBytes() const;
-  // KV bytes per token over all layers.
+  // KV bytes per token over all layers (saturates like SegmentPayloadBytes).
   size_t BytesPerToken() const;
   LayerKind KindOf(uint32_t layer) const;
 
@@ -49,6 +52,8 @@ struct ModelShape {
   uint64_t Fingerprint() const;
 
   // OK, or InvalidArgument naming the first bad field ("shape.head_dim ...").
+  // Products are computed with overflow checks: a segment payload over 1 GiB
+  // (or one that would overflow) is refused naming the factor that passes it.
   Status Validate() const;
 
   // A copy whose per-token KV is shrunk by `scale` (0 < scale <= 1) by

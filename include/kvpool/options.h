@@ -99,7 +99,9 @@ struct PoolOptions {
   // Most segment writes queued or in flight at once across the pool; Offload
   // blocks the caller while the queue is full (backpressure). Default: 4096.
   uint32_t max_pending_writes = 4096;
-  // Eviction watermarks as fractions of each device's capacity: above `high`
+  // Eviction watermarks (partition mode and DRAM-only pools; in copies mode
+  // home devices are evicted only when an offload finds them full, and DRAM
+  // copies follow the hot set) as fractions of each device's capacity: above `high`
   // least-recently-used prefix tails are evicted until usage is below `low`.
   // Defaults: 0.95 and 0.85.
   double high_watermark = 0.95;

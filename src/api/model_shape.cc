@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <limits>
 
 namespace kvpool {
 namespace {
@@ -21,19 +23,47 @@ Status Field(const char* field, const std::string& why) {
   return Status::InvalidArgument(std::string("shape.") + field + " " + why);
 }
 
+constexpr size_t kSaturated = std::numeric_limits<size_t>::max();
+constexpr uint64_t kMaxSegmentPayload = uint64_t{1} << 30;
+
+// a * b, or kSaturated when the product does not fit (or `a` is saturated).
+size_t MulSat(size_t a, size_t b) {
+  size_t p;
+  return a == kSaturated || __builtin_mul_overflow(a, b, &p) ? kSaturated : p;
+}
+
+// One factor of a product and the field it comes from.
+struct Factor {
+  const char* field;
+  uint32_t value;
+};
+
+// Multiplies 2 x factors, stopping at the first factor whose product passes
+// `limit`: returns that factor's field, or nullptr when the product fits.
+// Every partial product is <= limit <= 2^32 before a multiply by a u32, so
+// nothing overflows 64 bits.
+const char* FirstFactorOver(std::initializer_list<Factor> factors, uint64_t limit) {
+  uint64_t p = 2;
+  for (const Factor& f : factors) {
+    if (__builtin_mul_overflow(p, uint64_t{f.value}, &p) || p > limit) return f.field;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 size_t ModelShape::SegmentPayloadBytes() const {
-  return size_t{2} * chunk_tokens * kv_heads * head_dim * dtype_bytes;
+  return MulSat(MulSat(MulSat(MulSat(2, chunk_tokens), kv_heads), head_dim), dtype_bytes);
 }
 
 size_t ModelShape::SegmentBytes() const {
   size_t p = SegmentPayloadBytes();
+  if (p > kSaturated - (kSegmentAlignment - 1)) return kSaturated;
   return (p + kSegmentAlignment - 1) / kSegmentAlignment * kSegmentAlignment;
 }
 
 size_t ModelShape::BytesPerToken() const {
-  return size_t{2} * layers * kv_heads * head_dim * dtype_bytes;
+  return MulSat(MulSat(MulSat(MulSat(2, layers), kv_heads), head_dim), dtype_bytes);
 }
 
 LayerKind ModelShape::KindOf(uint32_t layer) const {
@@ -57,8 +87,20 @@ Status ModelShape::Validate() const {
   if (head_dim == 0) return Field("head_dim", "must be > 0");
   if (dtype_bytes == 0 || dtype_bytes > 8) return Field("dtype_bytes", "must be in [1, 8]");
   if (chunk_tokens == 0) return Field("chunk_tokens", "must be > 0");
-  if (SegmentPayloadBytes() > (1u << 30)) {
-    return Field("chunk_tokens", "makes a segment larger than 1 GiB");
+  // Checked in 64 bits, factor by factor, so that a product that would wrap
+  // (to 0: a 0-byte segment) is refused, naming the factor that passes the limit.
+  if (const char* f = FirstFactorOver({{"dtype_bytes", dtype_bytes}, {"head_dim", head_dim},
+                                       {"kv_heads", kv_heads}, {"chunk_tokens", chunk_tokens}},
+                                      kMaxSegmentPayload)) {
+    return Field(f, "makes a segment (2 x chunk_tokens x kv_heads x head_dim x dtype_bytes) "
+                    "larger than 1 GiB");
+  }
+  // Per-token KV over all layers: at most 4096 x 1 GiB, so it fits; checked
+  // anyway so that BytesPerToken never saturates for a valid shape.
+  if (const char* f = FirstFactorOver({{"dtype_bytes", dtype_bytes}, {"head_dim", head_dim},
+                                       {"kv_heads", kv_heads}, {"layers", layers}},
+                                      uint64_t{1} << 62)) {
+    return Field(f, "makes the KV bytes per token overflow");
   }
   if (!layer_kinds.empty() && layer_kinds.size() != layers) {
     return Field("layer_kinds", "must list one kind per layer (" + std::to_string(layers) + ")");

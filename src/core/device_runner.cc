@@ -38,9 +38,22 @@ DeviceRunner::~DeviceRunner() {
 
 void DeviceRunner::Submit(std::span<SegmentIo* const> ops) {
   if (ops.empty()) return;
+  uint64_t read_bytes = 0;
+  for (const SegmentIo* op : ops) {
+    if (op->kind == IoKind::kRead) read_bytes += op->length;
+  }
+  // Raised before any op is visible to a worker, so it never dips below zero.
+  if (read_bytes > 0) queued_read_bytes_.fetch_add(read_bytes, std::memory_order_relaxed);
+  const Clock::time_point now = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (SegmentIo* op : ops) (op->kind == IoKind::kRead ? reads_ : writes_).push_back(op);
+    for (SegmentIo* op : ops) {
+      if (op->kind == IoKind::kRead) {
+        reads_.push_back(op);
+      } else {
+        writes_.push_back(QueuedWrite{op, now});
+      }
+    }
   }
   if (ops.size() == 1) {
     cv_.notify_one();
@@ -49,17 +62,34 @@ void DeviceRunner::Submit(std::span<SegmentIo* const> ops) {
   }
 }
 
+bool DeviceRunner::WritesNext(Clock::time_point now) const {
+  if (writes_.empty()) return false;
+  if (reads_.empty()) return true;
+  // Both queued: reads, unless the oldest write is overdue; then alternate.
+  return !last_batch_writes_ && now - writes_.front().queued > tuning_.max_write_delay;
+}
+
 bool DeviceRunner::TakeBatch(std::vector<SegmentIo*>* batch) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return stopping_ || !reads_.empty() || !writes_.empty(); });
   if (reads_.empty() && writes_.empty()) return false;  // stopping and drained
-  const size_t limit = BatchLimit();
-  auto& source = !reads_.empty() ? reads_ : writes_;
-  while (!source.empty() && batch->size() < limit) {
-    batch->push_back(source.front());
-    source.pop_front();
+  const Clock::time_point now = Clock::now();
+  const bool writes = WritesNext(now);
+  if (writes) {
+    const size_t limit = WriteBatchLimit();
+    while (!writes_.empty() && batch->size() < limit) {
+      batch->push_back(writes_.front().op);
+      writes_.pop_front();
+    }
+  } else {
+    const size_t limit = BatchLimit();
+    while (!reads_.empty() && batch->size() < limit) {
+      batch->push_back(reads_.front());
+      reads_.pop_front();
+    }
   }
-  if (active_workers_++ == 0) busy_since_ = Clock::now();
+  last_batch_writes_ = writes;
+  BusyBeginLocked(/*reads=*/!writes, now);
   return true;
 }
 
@@ -73,8 +103,11 @@ void DeviceRunner::WorkerLoop(IoQueue* queue) {
 }
 
 size_t DeviceRunner::BatchLimit() const {
-  size_t depth = std::max<uint32_t>(1, device_->options().queue_depth);
-  return std::max<size_t>(depth * 8, 256);
+  return std::max<size_t>(WriteBatchLimit() * 8, 256);
+}
+
+size_t DeviceRunner::WriteBatchLimit() const {
+  return std::max<uint32_t>(1, device_->options().queue_depth);
 }
 
 // Checksums writes just before they are issued and verifies reads as each
@@ -95,7 +128,10 @@ class DeviceRunner::Sink final : public IoStreamSink {
                                      std::to_string(op.slot) + ": checksum mismatch");
     }
     runner_->Account(op);
-    op.owner->OnIoComplete(op);
+    if (op.kind == IoKind::kRead) {
+      runner_->queued_read_bytes_.fetch_sub(op.length, std::memory_order_relaxed);
+    }
+    op.owner->OnIoComplete(op);  // may end op's lifetime
   }
 
  private:
@@ -103,17 +139,48 @@ class DeviceRunner::Sink final : public IoStreamSink {
 };
 
 void DeviceRunner::RunBatch(IoQueue* queue, std::vector<SegmentIo*>& batch) {
+  const bool reads = batch.front()->kind == IoKind::kRead;  // ops may be gone after
   Sink sink(this);
   queue->ExecuteStreaming(batch, sink);
-  BusyEnd();
+  BusyEnd(reads);
 }
 
-void DeviceRunner::BusyEnd() {
+void DeviceRunner::BusyBeginLocked(bool reads, Clock::time_point now) {
+  if (active_workers_++ == 0) busy_since_ = now;
+  if (reads && active_read_batches_++ == 0) read_busy_since_ = now;
+}
+
+void DeviceRunner::BusyEnd(bool reads) {
   std::lock_guard<std::mutex> lock(mu_);
+  const Clock::time_point now = Clock::now();
   if (--active_workers_ == 0) {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - busy_since_);
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - busy_since_);
     counters_.busy_ns.fetch_add(static_cast<uint64_t>(ns.count()), std::memory_order_relaxed);
   }
+  if (!reads) return;
+  if (--active_read_batches_ == 0) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - read_busy_since_);
+    read_busy_ns_ += static_cast<uint64_t>(ns.count());
+  }
+  SampleReadsLocked(now);
+}
+
+void DeviceRunner::SampleReadsLocked(Clock::time_point now) {
+  uint64_t busy_ns = read_busy_ns_;
+  if (active_read_batches_ > 0) {  // another worker's read batch is still in flight
+    busy_ns += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - read_busy_since_).count());
+  }
+  const uint64_t bytes = counters_.bytes_read.load(std::memory_order_relaxed);
+  if (bytes - sample_bytes_ < kLiveSampleBytes || busy_ns <= sample_busy_ns_) return;
+  const double gib = static_cast<double>(bytes - sample_bytes_) / double(1ull << 30);
+  const double seconds = static_cast<double>(busy_ns - sample_busy_ns_) / 1e9;
+  const double gibps = gib / seconds;
+  live_ewma_ = live_samples_ == 0 ? gibps : kLiveAlpha * gibps + (1 - kLiveAlpha) * live_ewma_;
+  ++live_samples_;
+  sample_bytes_ = bytes;
+  sample_busy_ns_ = busy_ns;
+  if (live_samples_ >= kLiveMinSamples) live_gibps_.store(live_ewma_, std::memory_order_relaxed);
 }
 
 void DeviceRunner::Account(const SegmentIo& op) {
@@ -140,9 +207,9 @@ void DeviceRunner::Account(const SegmentIo& op) {
   }
 }
 
-uint64_t DeviceRunner::queued_read_bytes() const { return 0; }
-
-double DeviceRunner::live_read_gibps() const { return 0; }
+double DeviceRunner::live_read_gibps() const {
+  return live_gibps_.load(std::memory_order_relaxed);
+}
 
 double DeviceRunner::busy_seconds() const {
   std::lock_guard<std::mutex> lock(mu_);

@@ -1,6 +1,16 @@
 // Drives one device: a queue of segment operations served by the device's
-// worker threads, each with its own IoQueue (one ring per thread). Reads are
-// served before writes so that retrieval is never stuck behind offloads.
+// worker threads, each with its own IoQueue (one ring per thread).
+//
+// Scheduling. Each worker takes one batch at a time, all reads or all
+// writes. Reads are preferred, so that retrieval is not stuck behind
+// offloads, with two bounds:
+//  - a read waits for at most one write batch per worker: write batches
+//    hold at most queue_depth ops (read batches hold BatchLimit());
+//  - writes are not starved by sustained reads: once the oldest queued
+//    write has waited longer than RunnerTuning::max_write_delay, write and
+//    read batches alternate until no queued write is overdue. A write at
+//    the head of the queue therefore starts within about max_write_delay
+//    plus one read batch per worker; writes behind it get half the batches.
 //
 // The runner is the one place where checksums are made (before a write) and
 // verified (after a read): a mismatch sets the op's status to Corruption.
@@ -8,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -33,8 +44,8 @@ struct DeviceCounters {
 };
 
 struct RunnerTuning {
-  // Reads are taken before writes, but a queued write never waits longer
-  // than this behind reads.
+  // Reads are taken before writes, but once the oldest queued write has
+  // waited longer than this, write batches alternate with read batches.
   std::chrono::milliseconds max_write_delay{20};
 };
 
@@ -76,29 +87,61 @@ class DeviceRunner {
   const std::string& contention_group() const { return contention_group_; }
   void set_contention_group(std::string group) { contention_group_ = std::move(group); }
 
-  // Bytes of reads submitted and not yet completed (queued or in flight).
-  uint64_t queued_read_bytes() const;
-  // Observed read throughput in GiB/s (EWMA over read batches); 0 until
-  // enough reads were seen to be meaningful.
+  // Bytes of reads submitted and not yet completed (queued or in flight):
+  // raised by Submit, lowered as each read completes, before its owner's
+  // OnIoComplete runs. Lock-free; any thread.
+  uint64_t queued_read_bytes() const {
+    return queued_read_bytes_.load(std::memory_order_relaxed);
+  }
+  // Observed read throughput of the whole device in GiB/s: bytes read
+  // successfully divided by the wall time during which at least one read
+  // batch was in flight (on any worker, so overlapping batches of several
+  // workers are not double counted; time shared with write batches is
+  // included). Sampled at the end of a read batch once at least
+  // kLiveSampleBytes were read since the previous sample, and smoothed with
+  // an EWMA (weight kLiveAlpha per sample). 0 until kLiveMinSamples samples
+  // were taken. Lock-free; any thread.
   double live_read_gibps() const;
   // False once the device failed kFailuresBeforeQuarantine ops in a row.
   bool in_placement() const { return in_placement_.load(std::memory_order_relaxed); }
   // Wall time with at least one worker busy, the current interval included.
   double busy_seconds() const;
 
+  static constexpr uint64_t kLiveSampleBytes = 1ull << 20;
+  static constexpr double kLiveAlpha = 0.2;
+  static constexpr uint32_t kLiveMinSamples = 3;
+
  private:
   class Sink;
+  struct QueuedWrite {
+    SegmentIo* op;
+    Clock::time_point queued;  // when Submit queued it
+  };
+
   DeviceRunner(std::unique_ptr<Device> device, uint16_t id);
   void WorkerLoop(IoQueue* queue);
-  // Takes up to queue_depth ops, reads first. Returns false when stopping.
+  // Waits for work and takes one batch by the scheduling rule above (all
+  // reads or all writes, never empty). Returns false when stopping and
+  // drained.
   bool TakeBatch(std::vector<SegmentIo*>* batch);
-  // Ops taken per batch: several queue depths, so that a streaming queue
-  // keeps queue_depth transfers in flight while finished ones are checked.
+  // True when the next batch should serve writes. REQUIRES: mu_ held, some
+  // op queued.
+  bool WritesNext(Clock::time_point now) const;
+  // Read ops taken per batch: several queue depths, so that a streaming
+  // queue keeps queue_depth transfers in flight while finished ones are
+  // checked.
   size_t BatchLimit() const;
+  // Write ops taken per batch: queue_depth, so that a read arriving behind
+  // a write backlog waits for one ring's worth of writes at most.
+  size_t WriteBatchLimit() const;
   void RunBatch(IoQueue* queue, std::vector<SegmentIo*>& batch);
   void Account(const SegmentIo& op);
-  void BusyBegin();
-  void BusyEnd();
+  // Busy-time bookkeeping for a batch taken / finished. REQUIRES: mu_ held.
+  void BusyBeginLocked(bool reads, Clock::time_point now);
+  void BusyEnd(bool reads);
+  // Folds the reads since the last sample into live_gibps_ when enough
+  // bytes moved. REQUIRES: mu_ held.
+  void SampleReadsLocked(Clock::time_point now);
 
   std::unique_ptr<Device> device_;
   const uint16_t id_;
@@ -112,13 +155,26 @@ class DeviceRunner {
   std::atomic<bool> in_placement_{true};
   std::atomic<uint32_t> consecutive_failures_{0};
 
+  std::atomic<uint64_t> queued_read_bytes_{0};
+  std::atomic<double> live_gibps_{0};   // written under mu_, read lock-free
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<SegmentIo*> reads_;
-  std::deque<SegmentIo*> writes_;
-  bool stopping_ = false;
+  std::deque<SegmentIo*> reads_;       // guarded by mu_
+  std::deque<QueuedWrite> writes_;     // guarded by mu_, oldest first
+  bool last_batch_writes_ = false;     // guarded by mu_: the last batch taken
+  bool stopping_ = false;              // guarded by mu_
   uint32_t active_workers_ = 0;        // guarded by mu_
   Clock::time_point busy_since_{};     // guarded by mu_
+  // Read busy time: wall time with at least one read batch in flight.
+  uint32_t active_read_batches_ = 0;   // guarded by mu_
+  Clock::time_point read_busy_since_{};  // guarded by mu_
+  uint64_t read_busy_ns_ = 0;          // guarded by mu_, closed intervals only
+  // live_read_gibps state, guarded by mu_.
+  uint64_t sample_bytes_ = 0;          // counters_.bytes_read at the last sample
+  uint64_t sample_busy_ns_ = 0;        // read busy time at the last sample
+  double live_ewma_ = 0;
+  uint32_t live_samples_ = 0;
   std::vector<std::unique_ptr<IoQueue>> queues_;
   std::vector<std::thread> workers_;
 };

@@ -37,6 +37,7 @@ ChunkRef Glt::Erase(const ChunkKey& key, const ChunkRecord* expected) {
 }
 
 void Glt::ForEach(const std::function<void(const ChunkRef&)>& fn) const {
+  scans_.fetch_add(1, std::memory_order_relaxed);
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> lock(s.mu);
     for (const auto& [key, rec] : s.map) fn(rec);

@@ -2,6 +2,9 @@
 // lives. One table for the whole pool, sharded by key hash; a shard's lock is
 // held only for map operations, never across I/O.
 //
+// A chunk's children (records whose parent key is its key) are counted by
+// the pool by key, not here, so that replacing a record never loses them.
+//
 // Records are shared: a retrieval holds a reference to every chunk it reads,
 // so a chunk removed or evicted meanwhile keeps its slots until the read is
 // done. The last reference frees the slots through the SlotReleaser.
@@ -58,7 +61,6 @@ class ChunkRecord {
 
   std::atomic<ChunkState> state{ChunkState::kWriting};
   std::atomic<uint64_t> last_access{0};
-  std::atomic<uint32_t> resident_children{0};
 
  private:
   SlotReleaser* releaser_;
@@ -79,8 +81,10 @@ class Glt {
   // erased record, or null.
   ChunkRef Erase(const ChunkKey& key, const ChunkRecord* expected = nullptr);
   // Calls fn on every record, one shard at a time under that shard's lock.
-  // fn must not call back into the table.
+  // fn must not call back into the table. O(chunks): eviction and recovery
+  // only, never a per-request path (scans() counts the calls).
   void ForEach(const std::function<void(const ChunkRef&)>& fn) const;
+  uint64_t scans() const { return scans_.load(std::memory_order_relaxed); }
   // Removes everything (records free their slots as references drop).
   void Clear();
 
@@ -97,6 +101,7 @@ class Glt {
   Shard& ShardOf(const ChunkKey& key) const { return shards_[key.hi % kShards]; }
 
   mutable std::array<Shard, kShards> shards_;
+  mutable std::atomic<uint64_t> scans_{0};
 };
 
 }  // namespace kvpool

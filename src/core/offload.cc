@@ -12,6 +12,20 @@ OffloadState::OffloadState(PoolImpl* p, size_t n)
     : pool(p), layers(p->layers()), chunks(new Chunk[n]), chunk_count(n), chunks_left(n) {}
 
 void OffloadState::OnIoComplete(SegmentIo& io) {
+  const size_t home_ops = chunk_count * layers;
+  if (io.index >= home_ops) {
+    size_t rel = io.index - home_ops;
+    Chunk& chunk = chunks[rel % copy_count];
+    uint32_t layer = static_cast<uint32_t>(rel / copy_count);
+    if (io.status.ok()) {
+      chunk.copy->segment(layer).checksum = io.checksum;
+    } else {
+      chunk.copy->write_failed.store(true, std::memory_order_release);
+    }
+    pool->ReleaseWriteBudget(1);
+    if (chunk.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) FinishChunk(chunk);
+    return;
+  }
   uint32_t layer = static_cast<uint32_t>(io.index / chunk_count);
   Chunk& chunk = chunks[io.index % chunk_count];
   if (io.status.ok()) {
@@ -27,12 +41,20 @@ void OffloadState::OnIoComplete(SegmentIo& io) {
 
 void OffloadState::FinishChunk(Chunk& chunk) {
   ChunkRef record = std::move(chunk.record);
+  CopyRef copy = std::move(chunk.copy);
   if (chunk.failed.load()) {
-    pool->EraseChunk(record->key, record.get());
-  } else if (pool->PublishChunk(record)) {
-    stored.fetch_add(1, std::memory_order_relaxed);
+    pool->EraseChunk(record->key, record.get());  // and its copy
+  } else {
+    // The copy is readable before the chunk is visible.
+    if (copy) pool->FinishCopy(record->key, copy);
+    if (pool->PublishChunk(record)) {
+      stored.fetch_add(1, std::memory_order_relaxed);
+    } else if (copy) {
+      pool->DropCopy(record->key, copy.get());  // removed while it was written
+    }
   }
   record.reset();  // the table (or nobody) holds it now
+  copy.reset();
   if (chunks_left.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
 }
 
@@ -74,7 +96,7 @@ bool OffloadHandle::Done() const {
 
 namespace {
 
-Status CheckSource(const ConstKvBuffer& source, size_t keys, uint32_t layers) {
+Status CheckSource(const ConstKvBuffer& source, size_t keys, uint32_t layers, size_t payload) {
   if (source.layer_base.size() != layers) {
     return Status::InvalidArgument("source.layer_base has " +
                                    std::to_string(source.layer_base.size()) +
@@ -83,6 +105,11 @@ Status CheckSource(const ConstKvBuffer& source, size_t keys, uint32_t layers) {
   if (source.first_chunk > keys) {
     return Status::InvalidArgument("source.first_chunk " + std::to_string(source.first_chunk) +
                                    " is past the last key (" + std::to_string(keys) + ")");
+  }
+  if (keys - source.first_chunk > 1 && source.chunk_stride < payload) {
+    return Status::InvalidArgument("source.chunk_stride " + std::to_string(source.chunk_stride) +
+                                   " is smaller than a segment (" + std::to_string(payload) +
+                                   " bytes): segments would overlap");
   }
   return Status::OK();
 }
@@ -106,6 +133,10 @@ class OffloadBuilder {
     }
     for (size_t j = fit; j < fresh.size(); ++j) pool_->EraseChunk(fresh[j].first->key, fresh[j].first.get());
     auto st = std::make_shared<internal::OffloadState>(pool_, fit);
+    if (fit > 0 && pool_->hot_set() != nullptr) {
+      copies_ = pool_->AllocateCopies(std::min(fit, pool_->hot_set()->max_admit()));
+      st->copy_count = copies_.size();
+    }
     st->rejected = fresh.size() - fit;
     pool_->counters().offload_rejected_chunks.fetch_add(st->rejected, std::memory_order_relaxed);
     if (fit == 0) {
@@ -136,7 +167,7 @@ class OffloadBuilder {
       if (pool_->glt().Find(keys_[c])) continue;
       ChunkKey parent = c == 0 ? ChunkKey{} : keys_[c - 1];
       auto rec = std::make_shared<ChunkRecord>(keys_[c], parent, layers_, pool_);
-      if (pool_->glt().InsertIfAbsent(rec)) fresh.emplace_back(std::move(rec), c);
+      if (pool_->ClaimChunk(rec)) fresh.emplace_back(std::move(rec), c);
     }
     return fresh;
   }
@@ -144,10 +175,16 @@ class OffloadBuilder {
   void MakeOps(internal::OffloadState& st, std::vector<std::pair<ChunkRef, size_t>>& fresh,
                PoolImpl::Placement& placement, size_t fit) {
     std::vector<size_t> cursor(pool_->device_count(), 0);
-    st.ops.resize(fit * layers_);
+    const size_t k = st.copy_count;
+    st.ops.resize((fit + k) * layers_);
     for (size_t j = 0; j < fit; ++j) {
       st.chunks[j].record = fresh[j].first;
-      st.chunks[j].remaining.store(layers_, std::memory_order_relaxed);
+      uint32_t writes = layers_;
+      if (j < k) {
+        st.chunks[j].copy = copies_[j];
+        writes += layers_;
+      }
+      st.chunks[j].remaining.store(writes, std::memory_order_relaxed);
     }
     for (uint32_t l = 0; l < layers_; ++l) {
       for (size_t j = 0; j < fit; ++j) {
@@ -169,6 +206,35 @@ class OffloadBuilder {
       }
     }
     for (size_t j = 0; j < fit; ++j) fresh[j].first->set_placed(layers_);
+    MakeCopyOps(st, fresh, fit);
+  }
+
+  // The DRAM copies of chunks [0, copy_count): written from the same source.
+  void MakeCopyOps(internal::OffloadState& st, std::vector<std::pair<ChunkRef, size_t>>& fresh,
+                   size_t fit) {
+    const size_t k = st.copy_count;
+    for (size_t j = 0; j < k; ++j) {
+      if (CopyRef old = pool_->hot_set()->AttachCopy(fresh[j].first->key, copies_[j])) {
+        pool_->counters().copies_dropped.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    pool_->counters().copies_admitted.fetch_add(k, std::memory_order_relaxed);
+    for (uint32_t l = 0; l < layers_; ++l) {
+      for (size_t j = 0; j < k; ++j) {
+        size_t i = fit * layers_ + l * k + j;
+        const SegmentLoc& loc = copies_[j]->segment(l);
+        const ChunkRecord& rec = *fresh[j].first;
+        SegmentIo& op = st.ops[i];
+        op.kind = IoKind::kWrite;
+        op.slot = loc.slot;
+        op.device = loc.device;
+        op.length = pool_->segment_payload();
+        op.buffer = const_cast<std::byte*>(source_.Segment(fresh[j].second, l));
+        op.tag = SegmentTag{rec.key, rec.parent, l, 0};
+        op.owner = &st;
+        op.index = static_cast<uint32_t>(i);
+      }
+    }
   }
 
   void Flush(std::vector<std::vector<SegmentIo*>>& batches) {
@@ -182,11 +248,12 @@ class OffloadBuilder {
   std::span<const ChunkKey> keys_;
   const ConstKvBuffer& source_;
   uint32_t layers_;
+  std::vector<CopyRef> copies_;  // for the first chunks of the batch
 };
 
 Result<OffloadHandle> PoolImpl::Offload(std::span<const ChunkKey> keys,
                                         const ConstKvBuffer& source) {
-  KVP_RETURN_IF_ERROR(CheckSource(source, keys.size(), layers()));
+  KVP_RETURN_IF_ERROR(CheckSource(source, keys.size(), layers(), segment_payload()));
   OffloadBuilder builder(this, keys, source);
   std::shared_ptr<internal::OffloadState> st = builder.Build();
   if (st->done) return OffloadHandle(st);

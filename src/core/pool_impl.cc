@@ -23,8 +23,9 @@ Result<std::unique_ptr<PoolImpl>> PoolImpl::Create(PoolOptions options,
   }
   std::unique_ptr<PoolImpl> pool(new PoolImpl(std::move(options)));
   KVP_RETURN_IF_ERROR(pool->StartRunners(std::move(devices)));
+  pool->AssignRoles();
   pool->Recover();
-  KVP_RETURN_IF_ERROR(ProbeBandwidths(pool->runners_, pool->options_));
+  KVP_RETURN_IF_ERROR(ProbeBandwidths(pool->runners_, pool->options_, &pool->glt_));
   return pool;
 }
 
@@ -34,16 +35,34 @@ Status PoolImpl::StartRunners(std::vector<std::unique_ptr<Device>> devices) {
       return Status::InvalidArgument("device '" + devices[i]->name() +
                                      "': slots are smaller than a segment");
     }
-    auto r = DeviceRunner::Start(std::move(devices[i]), static_cast<uint16_t>(i));
+    RunnerTuning tuning;
+    tuning.max_write_delay = std::chrono::milliseconds(options_.max_write_delay_ms);
+    auto r = DeviceRunner::Start(std::move(devices[i]), static_cast<uint16_t>(i), tuning);
     if (!r.ok()) return r.status();
     runners_.push_back(std::move(r).value());
   }
   return Status::OK();
 }
 
+void PoolImpl::AssignRoles() {
+  bool any_home_beyond_dram = false;
+  for (auto& r : runners_) any_home_beyond_dram |= r->device().kind() != DeviceKind::kDram;
+  const bool copies = options_.placement == PlacementMode::kCopies && any_home_beyond_dram;
+  uint64_t cache_slots = 0;
+  for (auto& r : runners_) {
+    bool cache = copies && r->device().kind() == DeviceKind::kDram;
+    is_cache_.push_back(cache);
+    if (cache) cache_slots += r->slots().capacity();
+  }
+  if (copies && cache_slots > 0) {
+    hot_ = std::make_unique<HotSet>(cache_slots / layers(), options_.hot_probation_fraction);
+  }
+}
+
 PoolImpl::~PoolImpl() {
   Flush();  // waits for every request, reads included
   closing_.store(true);
+  hot_.reset();  // DRAM copies are not persisted
   glt_.Clear();
   for (auto& r : runners_) {
     Status s = r->device().Checkpoint();
@@ -96,34 +115,52 @@ size_t PoolImpl::Remove(std::span<const ChunkKey> keys) {
   return n;
 }
 
+bool PoolImpl::ClaimChunk(const ChunkRef& record) {
+  std::lock_guard<std::mutex> lock(family_mu_);
+  if (!glt_.InsertIfAbsent(record)) return false;
+  if (!record->parent.IsZero()) CountChildLocked(record->parent, +1);
+  return true;
+}
+
 bool PoolImpl::PublishChunk(const ChunkRef& record) {
   std::lock_guard<std::mutex> lock(family_mu_);
-  // Removed (or replaced) while it was written: it must neither appear nor
-  // count under its parent, or the parent would never be a leaf again.
+  // Removed (or replaced) while it was written: it must not appear.
   if (glt_.Find(record->key).get() != record.get()) return false;
   record->last_access.store(clock_.fetch_add(1, std::memory_order_relaxed),
                             std::memory_order_relaxed);
   record->state.store(ChunkState::kReady, std::memory_order_release);
-  if (record->parent.IsZero()) return true;
-  if (ChunkRef parent = glt_.Find(record->parent)) {
-    parent->resident_children.fetch_add(1, std::memory_order_relaxed);
-  }
+  ready_chunks_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
-bool PoolImpl::EraseChunk(const ChunkKey& key, const ChunkRecord* expected) {
-  ChunkRef rec;  // dropped after the lock: the last reference frees slots
-  std::lock_guard<std::mutex> lock(family_mu_);
-  rec = glt_.Erase(key, expected);
-  if (!rec) return false;
-  bool was_ready = rec->state.load(std::memory_order_acquire) == ChunkState::kReady;
-  if (was_ready && !rec->parent.IsZero()) {
-    if (ChunkRef parent = glt_.Find(rec->parent)) {
-      uint32_t c = parent->resident_children.load(std::memory_order_relaxed);
-      while (c > 0 && !parent->resident_children.compare_exchange_weak(c, c - 1)) {
-      }
-    }
+void PoolImpl::CountChildLocked(const ChunkKey& parent, int delta) {
+  if (delta > 0) {
+    ++children_[parent];
+    return;
   }
+  auto it = children_.find(parent);
+  if (it == children_.end()) return;
+  if (--it->second == 0) children_.erase(it);
+}
+
+bool PoolImpl::IsLeafLocked(const ChunkRecord& rec) const {
+  return rec.state.load(std::memory_order_acquire) == ChunkState::kReady &&
+         children_.find(rec.key) == children_.end();
+}
+
+bool PoolImpl::EraseChunk(const ChunkKey& key, const ChunkRecord* expected) {
+  ChunkRef rec;   // dropped after the locks: the last reference frees slots
+  CopyRef copy;
+  {
+    std::lock_guard<std::mutex> lock(family_mu_);
+    rec = glt_.Erase(key, expected);
+    if (!rec) return false;
+    if (rec->state.load(std::memory_order_acquire) == ChunkState::kReady) {
+      ready_chunks_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (!rec->parent.IsZero()) CountChildLocked(rec->parent, -1);
+  }
+  if (hot_) copy = hot_->Forget(key);
   return true;
 }
 
@@ -142,7 +179,7 @@ PoolImpl::Placement PoolImpl::Place(uint64_t segments) {
   std::vector<uint64_t> room;
   uint64_t total_room = 0;
   for (auto& r : runners_) {
-    bool eligible = r->in_placement();
+    bool eligible = r->in_placement() && !is_cache_[r->id()];
     bandwidth.push_back(eligible ? r->bandwidth_gibps() : 0);
     room.push_back(eligible ? r->slots().free_slots() : 0);
     total_room += room.back();
@@ -176,12 +213,17 @@ PoolStats PoolImpl::Stats() const {
     DeviceStats d;
     d.name = r->device().name();
     d.kind = std::string(DeviceKindName(r->device().kind()));
+    d.role = is_cache_[r->id()] ? "cache" : "home";
     d.bandwidth_gibps = r->bandwidth_gibps();
     d.bandwidth_probed = r->bandwidth_probed();
+    d.solo_gibps = r->solo_bandwidth_gibps();
+    d.live_gibps = r->live_read_gibps();
+    d.contention_group = r->contention_group();
     d.in_placement = r->in_placement();
     d.capacity_bytes = r->device().geometry().capacity_bytes;
     d.segments = r->slots().used_slots();
     d.used_bytes = d.segments * uint64_t{r->device().geometry().slot_payload_bytes};
+    if (is_cache_[r->id()]) d.copy_segments = d.segments;
     d.reads = c.reads.load();
     d.writes = c.writes.load();
     d.bytes_read = c.bytes_read.load();
@@ -189,25 +231,44 @@ PoolStats PoolImpl::Stats() const {
     d.busy_seconds = r->busy_seconds();
     d.errors = c.errors.load();
     d.evicted_segments = c.evicted_segments.load();
-    s.segments += d.segments;
+    d.queued_read_bytes = r->queued_read_bytes();
+    if (!is_cache_[r->id()]) s.segments += d.segments;
     s.devices.push_back(std::move(d));
   }
-  size_t ready = 0;
-  glt_.ForEach([&](const ChunkRef& r) {
-    if (r->state.load(std::memory_order_relaxed) == ChunkState::kReady) ++ready;
-  });
-  s.chunks = ready;
+  // O(devices + shards): no walk over the table.
+  s.chunks = ready_chunks_.load(std::memory_order_relaxed);
+  const size_t records = glt_.size();
   s.glt_bytes = glt_.MemoryBytes(options_.shape.layers);
-  size_t table_segments = glt_.size() * options_.shape.layers;
+  {
+    // The child counts: one hash node (key, count, next, cached hash) and a bucket each.
+    std::lock_guard<std::mutex> lock(family_mu_);
+    s.glt_bytes += children_.size() * (sizeof(ChunkKey) + 8 + 2 * sizeof(void*) + sizeof(void*));
+  }
+  size_t table_segments = records * options_.shape.layers;
   s.glt_bytes_per_segment = table_segments ? double(s.glt_bytes) / double(table_segments) : 0;
-  s.lookups = counters_.lookups.load();
-  s.hit_chunks = counters_.hit_chunks.load();
-  s.retrieved_chunks = counters_.retrieved_chunks.load();
-  s.miss_chunks_on_error = counters_.miss_chunks_on_error.load();
-  s.offloaded_chunks = counters_.offloaded_chunks.load();
-  s.evicted_chunks = counters_.evicted_chunks.load();
-  s.offload_rejected_chunks = counters_.offload_rejected_chunks.load();
-  s.recovered_chunks = counters_.recovered_chunks.load();
+  if (hot_) {
+    HotSet::Counts h = hot_->counts();
+    s.copy_chunks = h.copies;
+    s.hot_probation_chunks = h.probation;
+    s.hot_protected_chunks = h.protected_;
+  }
+  const Counters& k = counters_;
+  s.lookups = k.lookups.load();
+  s.hit_chunks = k.hit_chunks.load();
+  s.retrieved_chunks = k.retrieved_chunks.load();
+  s.miss_chunks_on_error = k.miss_chunks_on_error.load();
+  s.offloaded_chunks = k.offloaded_chunks.load();
+  s.evicted_chunks = k.evicted_chunks.load();
+  s.offload_rejected_chunks = k.offload_rejected_chunks.load();
+  s.recovered_chunks = k.recovered_chunks.load();
+  s.unreachable_reclaimed_chunks = k.unreachable_reclaimed_chunks.load();
+  s.copies_admitted = k.copies_admitted.load();
+  s.copies_promoted = k.copies_promoted.load();
+  s.copies_dropped = k.copies_dropped.load();
+  s.copy_fallbacks = k.copy_fallbacks.load();
+  s.bytes_read_from_copies = k.bytes_read_from_copies.load();
+  s.bytes_read_from_home = k.bytes_read_from_home.load();
+  s.retrieve_errors = k.retrieve_errors.load();
   return s;
 }
 

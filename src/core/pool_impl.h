@@ -1,6 +1,12 @@
 // The Pool implementation: devices (each behind a DeviceRunner), the GLT,
-// placement, eviction and the two request kinds (retrieval/retrieve.cc,
-// core/offload.cc).
+// placement, eviction, the hot set of DRAM copies (core/copies.cc) and the
+// two request kinds (retrieval/retrieve.cc, core/offload.cc).
+//
+// Device roles (docs/design.md): in copies mode, when the pool has a device
+// other than DRAM, DRAM regions are *cache* devices holding copies of hot
+// chunks and every other device is a *home* device; every chunk lives whole
+// on home devices. Otherwise (partition mode, or DRAM only) every device is
+// a home device and there are no copies.
 #pragma once
 
 #include <atomic>
@@ -8,14 +14,20 @@
 #include <memory>
 #include <mutex>
 #include <semaphore>
+#include <unordered_map>
 #include <vector>
 
 #include <kvpool/pool.h>
 
 #include "core/device_runner.h"
 #include "core/glt.h"
+#include "core/hot_set.h"
+#include "retrieval/read_plan.h"
 
 namespace kvpool {
+namespace internal {
+struct RetrieveState;
+}
 
 // A segment a persistent device found at open, with the device it is on.
 struct RecoveredPart {
@@ -54,19 +66,39 @@ class PoolImpl final : public Pool, public SlotReleaser {
   }
   uint64_t NextSequence() { return sequence_.fetch_add(1, std::memory_order_relaxed); }
 
-  // A chunk finished writing: make it visible and count it under its parent.
-  // Returns false (and publishes nothing) when the chunk was removed while
-  // it was being written.
+  bool is_cache(uint16_t device) const { return is_cache_[device]; }
+  HotSet* hot_set() { return hot_.get(); }  // null without cache devices
+
+  // Inserts a writing record for a chunk not yet present and counts it as a
+  // child of its parent key. Returns false when the key is present.
+  bool ClaimChunk(const ChunkRef& record);
+  // A chunk finished writing: make it visible. Returns false (and publishes
+  // nothing) when the chunk was removed while it was being written.
   bool PublishChunk(const ChunkRef& record);
-  // Removes a chunk from the table (eviction, removal, corruption).
+  // Removes a chunk from the table (eviction, removal, corruption) with its
+  // DRAM copy.
   bool EraseChunk(const ChunkKey& key, const ChunkRecord* expected);
+
+  // --- DRAM copies (core/copies.cc) ---
+  // Up to `n` new copies with slots on the cache devices, spread over them
+  // by bandwidth layer by layer; makes room in the hot set first. Fewer (or
+  // none) when the DRAM slots are still held by reads of dropped copies.
+  std::vector<CopyRef> AllocateCopies(size_t n);
+  // A copy's last write finished: it becomes readable, or is dropped when a
+  // write failed.
+  void FinishCopy(const ChunkKey& key, const CopyRef& copy);
+  // A copy failed a read or a write: the chunk keeps its home copy.
+  void DropCopy(const ChunkKey& key, const CopySet* copy);
   void ReleaseWriteBudget(uint32_t n) { write_budget_.release(n); }
   void RequestBegin();
   void RequestEnd();
 
   struct Counters {
     std::atomic<uint64_t> lookups{0}, hit_chunks{0}, retrieved_chunks{0}, miss_chunks_on_error{0},
-        offloaded_chunks{0}, evicted_chunks{0}, offload_rejected_chunks{0}, recovered_chunks{0};
+        offloaded_chunks{0}, evicted_chunks{0}, offload_rejected_chunks{0}, recovered_chunks{0},
+        unreachable_reclaimed_chunks{0}, copies_admitted{0}, copies_promoted{0},
+        copies_dropped{0}, copy_fallbacks{0}, bytes_read_from_copies{0},
+        bytes_read_from_home{0}, retrieve_errors{0};
   };
   Counters& counters() { return counters_; }
 
@@ -78,16 +110,21 @@ class PoolImpl final : public Pool, public SlotReleaser {
  private:
   explicit PoolImpl(PoolOptions options);
   Status StartRunners(std::vector<std::unique_ptr<Device>> devices);
+  void AssignRoles();
   void Recover();
   // A ready record for a chunk found whole; null when a slot is claimed twice.
   ChunkRef AdoptChunk(const ChunkKey& key, const ChunkKey& parent,
                       const std::vector<const RecoveredPart*>& by_layer);
+  // Drops recovered chunks that no Lookup can reach (an ancestor is
+  // missing) and frees their slots. Returns how many.
+  size_t ReclaimUnreachable();
   void Touch(std::span<const ChunkRef> records);
   // Leading ready records of `keys`.
   std::vector<ChunkRef> FindPrefix(std::span<const ChunkKey> keys);
 
-  // Placement of `segments` new segments: slots per device, interleaved.
-  // Evicts when short of room. May place fewer than asked (NoSpace).
+  // Placement of `segments` new segments over the home devices: slots per
+  // device, interleaved. Evicts when short of room. May place fewer than
+  // asked (NoSpace).
   struct Placement {
     std::vector<uint16_t> device;  // per segment, layer-major
     std::vector<std::vector<uint32_t>> slots;  // per device, consumed in order
@@ -98,7 +135,22 @@ class PoolImpl final : public Pool, public SlotReleaser {
   // Evicts least-recently-used prefix tails; `want[d]` segments on device d
   // (or anywhere when `anywhere` > 0). Returns chunks evicted.
   uint64_t EvictLru(std::vector<uint64_t> want, uint64_t anywhere);
-  void AcquireWriteBudget();
+  // Erases `rec` if it is still a leaf, with its copy. Returns false when
+  // it is not (or is gone).
+  bool EraseLeaf(const ChunkRef& rec);
+  // REQUIRES family_mu_: ready, and no record in the table names it parent.
+  bool IsLeafLocked(const ChunkRecord& rec) const;
+  void CountChildLocked(const ChunkKey& parent, int delta);
+
+  // Read planning (retrieval/retrieve.cc): the bandwidth and queued work
+  // each device is planned with; the usable prefix of `records` (a chunk
+  // with a layer on no usable device ends it) and, per segment of it, the
+  // device to read (`plan`, layer-major).
+  std::vector<DeviceLoad> PlanLoads() const;
+  size_t PlanRetrieval(const std::vector<ChunkRef>& records, const std::vector<CopyRef>& copies,
+                       std::vector<uint16_t>* plan);
+  // Gives chunks the hot set admitted a new copy, filled by this read.
+  void StartPromotions(internal::RetrieveState& st, const std::vector<HotSet::Access>& access);
 
   friend class OffloadBuilder;
 
@@ -111,11 +163,17 @@ class PoolImpl final : public Pool, public SlotReleaser {
   std::atomic<uint64_t> clock_{1};
   std::atomic<uint64_t> sequence_{1};
   std::counting_semaphore<> write_budget_;
+  std::vector<bool> is_cache_;   // per device: holds DRAM copies
+  std::unique_ptr<HotSet> hot_;  // null without cache devices
   std::mutex place_mu_;   // serializes placement and eviction decisions
-  // Orders PublishChunk against EraseChunk so that a chunk counts in its
-  // parent's resident_children exactly while it is ready in the table.
-  // Taken before a GLT shard lock, never while holding one.
-  std::mutex family_mu_;
+  // Orders claims, publications and erasures, and guards children_. Taken
+  // before a GLT shard lock or the hot set's lock, never while holding one.
+  mutable std::mutex family_mu_;
+  // Per parent key: records in the table (writing or ready) that name it
+  // as parent. A chunk with children is never evicted, so a prefix is
+  // trimmed from its tail and an offload extending it never loses its head.
+  std::unordered_map<ChunkKey, uint32_t, ChunkKeyHash> children_;
+  std::atomic<uint64_t> ready_chunks_{0};  // changed under family_mu_
   std::mutex requests_mu_;
   std::condition_variable requests_cv_;
   uint64_t active_requests_ = 0;  // guarded by requests_mu_

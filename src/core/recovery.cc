@@ -1,7 +1,10 @@
 // Rebuilds the GLT from the segments persistent devices found at open.
 // A chunk is usable only when every one of its layers was found; partial
-// chunks (some layers were in DRAM, or a write was torn) give their slots
-// back. When a layer was found twice, the newest sequence number wins.
+// chunks (some layers were in DRAM in partition mode, or a write was torn)
+// give their slots back. When a layer was found twice, the newest sequence
+// number wins. A whole chunk that no Lookup can reach (an ancestor is
+// missing: evicted or removed before the restart, or torn) gives its slots
+// back too, so no space is orphaned.
 #include <unordered_map>
 
 #include "core/pool_impl.h"
@@ -74,20 +77,65 @@ void PoolImpl::Recover() {
     glt_.InsertIfAbsent(rec);
     ++rebuilt;
   }
-  std::vector<ChunkKey> parents;
-  glt_.ForEach([&](const ChunkRef& r) {
-    if (!r->parent.IsZero()) parents.push_back(r->parent);
-  });
-  for (const ChunkKey& p : parents) {
-    if (ChunkRef parent = glt_.Find(p)) parent->resident_children.fetch_add(1);
-  }
+  const size_t unreachable = ReclaimUnreachable();
+  rebuilt -= unreachable;
   sequence_.store(max_sequence + 1);
   clock_.store(max_sequence + 1);
   counters_.recovered_chunks.store(rebuilt);
-  if (rebuilt + dropped > 0) {
+  counters_.unreachable_reclaimed_chunks.store(unreachable);
+  if (rebuilt + dropped + unreachable > 0) {
     log::Info("recovered " + std::to_string(rebuilt) + " chunks, dropped " +
-              std::to_string(dropped) + " incomplete ones");
+              std::to_string(dropped) + " incomplete and " + std::to_string(unreachable) +
+              " unreachable ones");
   }
+}
+
+size_t PoolImpl::ReclaimUnreachable() {
+  std::unordered_map<ChunkKey, ChunkRef, ChunkKeyHash> all;
+  glt_.ForEach([&](const ChunkRef& r) { all.emplace(r->key, r); });
+  enum : uint8_t { kUnknown, kVisiting, kReachable, kUnreachable };
+  std::unordered_map<ChunkKey, uint8_t, ChunkKeyHash> mark;
+  std::vector<const ChunkRecord*> path;
+  for (const auto& [key, rec] : all) {
+    // Walk up to a first chunk or to a chunk already decided, then mark the path.
+    const ChunkRecord* at = rec.get();
+    uint8_t verdict = kUnknown;
+    while (verdict == kUnknown) {
+      uint8_t& m = mark[at->key];
+      if (m == kReachable || m == kUnreachable) {
+        verdict = m;
+        break;
+      }
+      if (m == kVisiting) {  // a cycle: cannot be a prefix
+        verdict = kUnreachable;
+        break;
+      }
+      m = kVisiting;
+      path.push_back(at);
+      auto parent = at->parent.IsZero() ? all.end() : all.find(at->parent);
+      if (at->parent.IsZero()) {
+        verdict = kReachable;
+      } else if (parent == all.end()) {
+        verdict = kUnreachable;
+      } else {
+        at = parent->second.get();
+      }
+    }
+    for (const ChunkRecord* p : path) mark[p->key] = verdict;
+    path.clear();
+  }
+  size_t reclaimed = 0;
+  std::lock_guard<std::mutex> lock(family_mu_);
+  for (const auto& [key, rec] : all) {
+    if (mark[key] == kReachable) {
+      if (!rec->parent.IsZero()) CountChildLocked(rec->parent, +1);
+      ready_chunks_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    glt_.Erase(key, rec.get());  // its slots are freed when `all` goes
+    ++reclaimed;
+  }
+  return reclaimed;
 }
 
 }  // namespace kvpool

@@ -14,6 +14,7 @@
 #include <kvpool/pool.h>
 
 #include "core/glt.h"
+#include "core/hot_set.h"
 #include "tier/device.h"
 #include "util/clock.h"
 
@@ -29,6 +30,12 @@ struct RetrieveState final : public IoOwner {
                 LayerReadyFn on_layer);
 
   void OnIoComplete(SegmentIo& io) override;
+  // A read of a DRAM copy failed: drop the copy and read the home copy.
+  void FallBackToHome(SegmentIo& io, size_t chunk, uint32_t layer);
+  // A verified read of a chunk being promoted: write it into the new copy.
+  void IssuePromotion(const SegmentIo& read, size_t chunk, uint32_t layer);
+  // A promotion write that will not happen (its read failed) or did.
+  void PromotionDone(size_t chunk, bool ok);
   // Announces finished layers in order.
   void AnnounceLayers();
   // Run by the thread that finished the request's last op, after every other
@@ -46,9 +53,16 @@ struct RetrieveState final : public IoOwner {
   LayerReadyFn on_layer;
   std::vector<ChunkRef> records;  // the chunks read, first .. first + chunks - 1
   std::vector<SegmentIo> ops;     // layer-major: index = layer * chunks + (chunk - first)
+  // Per chunk: the ready DRAM copy the plan reads from (or null), and the
+  // new copy this read fills (promotion; or null).
+  std::vector<CopyRef> read_copies;
+  std::vector<CopyRef> promos;
+  std::vector<uint8_t> from_copy;    // per read op: 1 while it reads read_copies[chunk]
+  std::vector<SegmentIo> promo_ops;  // per read op index; used for promoted chunks
   std::unique_ptr<std::atomic<uint64_t>[]> layer_remaining;
   std::atomic<size_t> first_bad;  // relative to `first`
-  std::atomic<size_t> ops_remaining;  // the op that takes it to 0 calls Complete()
+  // Reads plus promotion writes; the op that takes it to 0 calls Complete().
+  std::atomic<size_t> ops_remaining;
   std::shared_ptr<RetrieveState> keep_alive;
   Clock::time_point start = Clock::now();
 
@@ -65,8 +79,9 @@ struct RetrieveState final : public IoOwner {
 struct OffloadState final : public IoOwner {
   struct Chunk {
     ChunkRef record;
-    std::atomic<uint32_t> remaining{0};
-    std::atomic<bool> failed{false};
+    CopyRef copy;  // its new DRAM copy, or null
+    std::atomic<uint32_t> remaining{0};  // home writes, plus copy writes
+    std::atomic<bool> failed{false};     // a home write failed
   };
 
   OffloadState(PoolImpl* pool, size_t chunks);
@@ -79,7 +94,10 @@ struct OffloadState final : public IoOwner {
   uint32_t layers = 0;
   std::unique_ptr<Chunk[]> chunks;
   size_t chunk_count = 0;
-  std::vector<SegmentIo> ops;  // layer-major: index = layer * chunk_count + chunk
+  size_t copy_count = 0;  // chunks [0, copy_count) also get a DRAM copy
+  // Home writes, layer-major: index = layer * chunk_count + chunk; then the
+  // copy writes: chunk_count * layers + layer * copy_count + chunk.
+  std::vector<SegmentIo> ops;
   std::atomic<size_t> chunks_left{0};
   std::atomic<size_t> stored{0};
   size_t rejected = 0;  // chunks that found no room

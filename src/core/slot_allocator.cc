@@ -5,29 +5,42 @@
 
 namespace kvpool {
 
-SlotAllocator::SlotAllocator(uint32_t slot_count) : capacity_(slot_count), used_(slot_count) {
-  free_.resize(slot_count);
-  for (uint32_t i = 0; i < slot_count; ++i) free_[i] = slot_count - 1 - i;
+SlotAllocator::SlotAllocator(uint32_t slot_count)
+    : capacity_(slot_count), used_(slot_count), free_count_(slot_count) {
+  RebuildFreeListLocked();  // not shared yet: no lock needed
+}
+
+void SlotAllocator::RebuildFreeListLocked() {
+  free_.clear();
+  free_.reserve(free_count_);
+  // Descending, so that the lowest slot is on top of the stack.
+  for (uint32_t i = capacity_; i-- > 0;) {
+    if (!used_[i]) free_.push_back(i);
+  }
+  assert(free_.size() == free_count_);
+  stale_ = false;
 }
 
 bool SlotAllocator::MarkUsed(uint32_t slot) {
   std::lock_guard<std::mutex> lock(mu_);
   if (slot >= capacity_ || used_[slot]) return false;
   used_[slot] = true;
-  auto it = std::find(free_.begin(), free_.end(), slot);
-  if (it != free_.end()) free_.erase(it);
+  --free_count_;
+  stale_ = true;  // free_ still lists `slot`; the next Allocate rebuilds it
   return true;
 }
 
 uint32_t SlotAllocator::Allocate(uint32_t n, std::vector<uint32_t>* out) {
   std::lock_guard<std::mutex> lock(mu_);
-  uint32_t take = std::min<uint32_t>(n, static_cast<uint32_t>(free_.size()));
+  if (stale_) RebuildFreeListLocked();
+  uint32_t take = std::min(n, free_count_);
   for (uint32_t i = 0; i < take; ++i) {
     uint32_t slot = free_.back();
     free_.pop_back();
     used_[slot] = true;
     out->push_back(slot);
   }
+  free_count_ -= take;
   return take;
 }
 
@@ -36,12 +49,13 @@ void SlotAllocator::Free(uint32_t slot) {
   assert(slot < capacity_ && used_[slot]);
   if (slot >= capacity_ || !used_[slot]) return;
   used_[slot] = false;
-  free_.push_back(slot);
+  ++free_count_;
+  if (!stale_) free_.push_back(slot);  // a stale list is rebuilt from used_ anyway
 }
 
 uint32_t SlotAllocator::free_slots() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<uint32_t>(free_.size());
+  return free_count_;
 }
 
 }  // namespace kvpool

@@ -4,6 +4,7 @@
 
 #include "core/pool_impl.h"
 #include "core/requests.h"
+#include "retrieval/read_plan.h"
 
 namespace kvpool {
 namespace internal {
@@ -15,14 +16,32 @@ RetrieveState::RetrieveState(PoolImpl* p, size_t f, size_t n, uint32_t l, LayerR
 }
 
 void RetrieveState::OnIoComplete(SegmentIo& io) {
-  uint32_t layer = static_cast<uint32_t>(io.index / chunks);
-  size_t chunk = io.index % chunks;
-  if (!io.status.ok()) {
+  const size_t chunk = io.index % chunks;
+  const uint32_t layer = static_cast<uint32_t>(io.index / chunks);
+  if (io.kind == IoKind::kWrite) {  // a promotion write
+    PromotionDone(chunk, io.status.ok());
+    if (ops_remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
+    return;
+  }
+  if (!io.status.ok() && from_copy[io.index]) {
+    FallBackToHome(io, chunk, layer);
+    return;
+  }
+  auto& c = pool->counters();
+  if (io.status.ok()) {
+    (from_copy[io.index] ? c.bytes_read_from_copies : c.bytes_read_from_home)
+        .fetch_add(io.length, std::memory_order_relaxed);
+    if (promos[chunk]) IssuePromotion(io, chunk, layer);
+  } else {
     size_t seen = first_bad.load();
     while (chunk < seen && !first_bad.compare_exchange_weak(seen, chunk)) {
     }
     const ChunkRef& rec = records[chunk];
     pool->EraseChunk(rec->key, rec.get());  // never serve it again
+    if (promos[chunk]) {
+      PromotionDone(chunk, false);  // the write of this layer never happens
+      ops_remaining.fetch_sub(1, std::memory_order_acq_rel);  // never the last: this op is left
+    }
     std::lock_guard<std::mutex> lock(mu);
     if (error.ok()) error = io.status;
   }
@@ -30,6 +49,47 @@ void RetrieveState::OnIoComplete(SegmentIo& io) {
   // Last access to the state by this thread unless it is the last op: every
   // layer has been announced once all ops got here.
   if (ops_remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
+}
+
+void RetrieveState::FallBackToHome(SegmentIo& io, size_t chunk, uint32_t layer) {
+  const ChunkRecord& rec = *records[chunk];
+  pool->DropCopy(rec.key, read_copies[chunk].get());
+  pool->counters().copy_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  const SegmentLoc& home = rec.segment(layer);
+  from_copy[io.index] = 0;
+  io.device = home.device;
+  io.slot = home.slot;
+  io.checksum = home.checksum;
+  io.status = Status::OK();
+  SegmentIo* op = &io;
+  pool->runner(home.device).Submit(std::span<SegmentIo* const>(&op, 1));
+}
+
+void RetrieveState::IssuePromotion(const SegmentIo& read, size_t chunk, uint32_t layer) {
+  CopySet& copy = *promos[chunk];
+  SegmentLoc& loc = copy.segment(layer);
+  loc.checksum = read.checksum;  // the bytes were just verified against it
+  SegmentIo& op = promo_ops[read.index];
+  op.kind = IoKind::kWrite;
+  op.slot = loc.slot;
+  op.device = loc.device;
+  op.length = read.length;
+  op.buffer = read.buffer;
+  op.checksum = read.checksum;
+  op.checksum_given = true;
+  op.tag = read.tag;
+  op.owner = this;
+  op.index = read.index;
+  SegmentIo* p = &op;
+  pool->runner(loc.device).Submit(std::span<SegmentIo* const>(&p, 1));
+}
+
+void RetrieveState::PromotionDone(size_t chunk, bool ok) {
+  const CopyRef& copy = promos[chunk];
+  if (!ok) copy->write_failed.store(true, std::memory_order_release);
+  if (copy->writes_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    pool->FinishCopy(records[chunk]->key, copy);
+  }
 }
 
 void RetrieveState::AnnounceLayers() {
@@ -49,7 +109,10 @@ void RetrieveState::Complete() {
     auto& c = pool->counters();
     c.retrieved_chunks.fetch_add(good, std::memory_order_relaxed);
     c.miss_chunks_on_error.fetch_add(chunks - good, std::memory_order_relaxed);
+    if (good < chunks) c.retrieve_errors.fetch_add(1, std::memory_order_relaxed);
     records.clear();
+    read_copies.clear();  // a dropped copy's slots are freed here
+    promos.clear();
     elapsed = SecondsSince(start);
     done = true;
     self = std::move(keep_alive);
@@ -92,42 +155,148 @@ double RetrieveHandle::ElapsedSeconds() const {
   return state_->elapsed;
 }
 
-Result<RetrieveHandle> PoolImpl::Retrieve(std::span<const ChunkKey> keys,
-                                          const KvBuffer& destination,
-                                          LayerReadyFn on_layer_ready) {
-  const uint32_t layers = options_.shape.layers;
+Status RetrieveHandle::error() const {
+  if (!state_) return Status::OK();
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->error;
+}
+
+namespace {
+
+Status CheckDestination(const KvBuffer& destination, size_t keys, uint32_t layers,
+                        size_t payload) {
   if (destination.layer_base.size() != layers) {
     return Status::InvalidArgument("destination.layer_base has " +
                                    std::to_string(destination.layer_base.size()) +
                                    " layers, the model has " + std::to_string(layers));
   }
-  if (destination.first_chunk > keys.size()) {
+  if (destination.first_chunk > keys) {
     return Status::InvalidArgument("destination.first_chunk " +
                                    std::to_string(destination.first_chunk) +
-                                   " is past the last key (" + std::to_string(keys.size()) + ")");
+                                   " is past the last key (" + std::to_string(keys) + ")");
   }
+  if (keys - destination.first_chunk > 1 && destination.chunk_stride < payload) {
+    return Status::InvalidArgument("destination.chunk_stride " +
+                                   std::to_string(destination.chunk_stride) +
+                                   " is smaller than a segment (" + std::to_string(payload) +
+                                   " bytes): segments would overlap");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+std::vector<DeviceLoad> PoolImpl::PlanLoads() const {
+  std::vector<DeviceLoad> loads;
+  for (const auto& r : runners_) {
+    DeviceLoad d;
+    if (r->in_placement()) {  // a quarantined device leaves read plans
+      double live = r->live_read_gibps();
+      d.gibps = live > 0 ? live : r->bandwidth_gibps();
+      if (d.gibps <= 0) d.gibps = 1e-3;  // never probed: usable, last choice
+    }
+    d.queued_bytes = r->queued_read_bytes();
+    loads.push_back(d);
+  }
+  return loads;
+}
+
+size_t PoolImpl::PlanRetrieval(const std::vector<ChunkRef>& records,
+                               const std::vector<CopyRef>& copies, std::vector<uint16_t>* plan) {
+  const uint32_t layers = this->layers();
+  const size_t n = records.size();
+  std::vector<DeviceLoad> loads = PlanLoads();
+  auto copies_of = [&](size_t c, uint32_t l) {
+    SegmentCopies s{records[c]->segment(l).device, kNoDevice};
+    if (copies[c]) s.copy = copies[c]->segment(l).device;
+    if (loads[s.home].gibps <= 0) s.home = kNoDevice;
+    if (s.copy != kNoDevice && loads[s.copy].gibps <= 0) s.copy = kNoDevice;
+    return s;
+  };
+  // The prefix is usable up to its first chunk with a layer on no usable device.
+  size_t usable = 0;
+  for (; usable < n; ++usable) {
+    bool ok = true;
+    for (uint32_t l = 0; l < layers && ok; ++l) {
+      SegmentCopies s = copies_of(usable, l);
+      ok = s.home != kNoDevice || s.copy != kNoDevice;
+    }
+    if (!ok) break;
+  }
+  std::vector<SegmentCopies> segs(usable * layers);
+  for (uint32_t l = 0; l < layers; ++l) {
+    for (size_t c = 0; c < usable; ++c) segs[l * usable + c] = copies_of(c, l);
+  }
+  *plan = PlanReads(segs, usable, loads, segment_payload());
+  return usable;
+}
+
+void PoolImpl::StartPromotions(internal::RetrieveState& st,
+                               const std::vector<HotSet::Access>& access) {
+  std::vector<size_t> wanted;
+  for (size_t c = 0; c < st.chunks; ++c) {
+    if (access[c].admit) wanted.push_back(c);
+  }
+  std::vector<CopyRef> copies = AllocateCopies(wanted.size());
+  for (size_t j = 0; j < copies.size(); ++j) {
+    size_t c = wanted[j];
+    if (CopyRef old = hot_->AttachCopy(st.records[c]->key, copies[j])) {
+      counters_.copies_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    st.promos[c] = std::move(copies[j]);
+  }
+  counters_.copies_promoted.fetch_add(copies.size(), std::memory_order_relaxed);
+  if (!copies.empty()) st.promo_ops.resize(st.chunks * layers());
+}
+
+Result<RetrieveHandle> PoolImpl::Retrieve(std::span<const ChunkKey> keys,
+                                          const KvBuffer& destination,
+                                          LayerReadyFn on_layer_ready) {
+  const uint32_t layers = options_.shape.layers;
+  KVP_RETURN_IF_ERROR(CheckDestination(destination, keys.size(), layers, segment_payload()));
   std::vector<ChunkRef> records = FindPrefix(keys);
   Touch(records);
   const size_t present = records.size();
   counters_.lookups.fetch_add(1, std::memory_order_relaxed);
   counters_.hit_chunks.fetch_add(present, std::memory_order_relaxed);
   const size_t first = std::min(destination.first_chunk, present);
-  const size_t n = present - first;
+  records.erase(records.begin(), records.begin() + first);
+  std::vector<HotSet::Access> access(records.size());
+  if (hot_ && !records.empty()) {
+    std::vector<ChunkKey> read_keys;
+    for (const ChunkRef& r : records) read_keys.push_back(r->key);
+    access = hot_->NoteRead(read_keys, hot_->max_admit());
+  }
+  std::vector<CopyRef> read_copies(records.size());
+  for (size_t c = 0; c < records.size(); ++c) read_copies[c] = std::move(access[c].copy);
+  std::vector<uint16_t> plan;
+  const size_t n = PlanRetrieval(records, read_copies, &plan);
   auto st = std::make_shared<internal::RetrieveState>(this, first, n, layers,
                                                       std::move(on_layer_ready));
   if (n == 0) {
-    st->CompleteEmpty(present);
+    st->CompleteEmpty(first);
     return RetrieveHandle(st);
   }
-  st->records.assign(std::make_move_iterator(records.begin() + first),
-                     std::make_move_iterator(records.end()));
+  records.resize(n);
+  st->records = std::move(records);
+  read_copies.resize(n);
+  st->read_copies = std::move(read_copies);
+  st->promos.resize(n);
+  access.resize(n);
+  if (hot_) StartPromotions(*st, access);
+  size_t promoted = 0;
+  for (const CopyRef& p : st->promos) promoted += p ? 1 : 0;
+  st->ops_remaining.store(n * layers + promoted * layers, std::memory_order_relaxed);
   st->ops.resize(n * layers);
+  st->from_copy.assign(n * layers, 0);
   std::vector<std::vector<SegmentIo*>> per_device(runners_.size());
   for (uint32_t l = 0; l < layers; ++l) {
     for (size_t c = 0; c < n; ++c) {
+      const size_t i = l * n + c;
       const ChunkRecord& rec = *st->records[c];
-      const SegmentLoc& loc = rec.segment(l);
-      SegmentIo& op = st->ops[l * n + c];
+      const bool copy = st->read_copies[c] && plan[i] == st->read_copies[c]->segment(l).device;
+      const SegmentLoc& loc = copy ? st->read_copies[c]->segment(l) : rec.segment(l);
+      SegmentIo& op = st->ops[i];
       op.kind = IoKind::kRead;
       op.slot = loc.slot;
       op.device = loc.device;
@@ -136,7 +305,8 @@ Result<RetrieveHandle> PoolImpl::Retrieve(std::span<const ChunkKey> keys,
       op.checksum = loc.checksum;
       op.tag = SegmentTag{rec.key, rec.parent, l, 0};
       op.owner = st.get();
-      op.index = static_cast<uint32_t>(l * n + c);
+      op.index = static_cast<uint32_t>(i);
+      st->from_copy[i] = copy ? 1 : 0;
       per_device[loc.device].push_back(&op);
     }
   }

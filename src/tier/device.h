@@ -46,6 +46,10 @@ struct SegmentIo {
   std::byte* buffer = nullptr; // read: destination; write: source, not modified
   SegmentTag tag;
   uint64_t checksum = 0;       // write: filled by the runner; read: expected value
+  // Write: the runner keeps op.checksum instead of computing it, because the
+  // source bytes were just verified against it (a DRAM copy made from a
+  // read). A later read of the copy still verifies it.
+  bool checksum_given = false;
   Status status;               // set by the device (I/O) and the runner (checksum)
   IoOwner* owner = nullptr;
   uint32_t index = 0;          // owner's own bookkeeping

@@ -17,7 +17,7 @@ LmcacheBaseline::LmcacheBaseline(LmcacheOptions options)
 
 Result<std::unique_ptr<LmcacheBaseline>> LmcacheBaseline::Open(const LmcacheOptions& options) {
   std::error_code ec;
-  std::filesystem::remove_all(options.disk_dir, ec);
+  if (!options.keep_files) std::filesystem::remove_all(options.disk_dir, ec);
   std::filesystem::create_directories(options.disk_dir, ec);
   if (ec) {
     return Status::InvalidArgument("baseline disk_dir '" + options.disk_dir +
@@ -55,6 +55,7 @@ void LmcacheBaseline::PutCpu(const ChunkKey& key, std::vector<std::byte> chunk) 
     lru_.pop_back();
   }
   cpu_bytes_ += chunk.size();
+  cpu_bytes_written_ += chunk.size();
   lru_.emplace_front(key, std::move(chunk));
   cpu_[key] = lru_.begin();
 }
@@ -65,8 +66,13 @@ Status LmcacheBaseline::WriteChunkFile(const ChunkKey& key, const std::vector<st
   if (fd < 0) return ErrnoStatus(errno, "open " + path);
   ssize_t n = ::write(fd, chunk.data(), chunk.size());
   int err = errno;
+  if (n == static_cast<ssize_t>(chunk.size()) && options_.drop_file_cache) {
+    ::fdatasync(fd);  // dirty pages cannot be dropped
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  }
   ::close(fd);
   if (n != static_cast<ssize_t>(chunk.size())) return ErrnoStatus(n < 0 ? err : EIO, "write " + path);
+  disk_bytes_written_ += chunk.size();
   return Status::OK();
 }
 
@@ -84,6 +90,7 @@ Status LmcacheBaseline::ReadChunkFile(const ChunkKey& key, std::vector<std::byte
     }
     done += static_cast<size_t>(n);
   }
+  if (options_.drop_file_cache) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   ::close(fd);
   return Status::OK();
 }
@@ -120,6 +127,7 @@ Result<LoadResult> LmcacheBaseline::Load(std::span<const ChunkKey> keys, const K
     trace_.push_back({c, false});
     disk_work_.bytes_read += chunk_bytes_;
     disk_work_.busy_seconds += SecondsSince(t);
+    if (options_.promote_disk_hits) PutCpu(keys[c], buffer);
   }
   r.seconds = SecondsSince(start);
   r.chunks = dst.first_chunk + trace_.size();

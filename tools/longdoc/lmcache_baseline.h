@@ -20,6 +20,17 @@ struct LmcacheOptions {
   ModelShape shape;
   uint64_t cpu_capacity_bytes = 0;  // host-memory tier
   std::string disk_dir;             // disk tier: one file per chunk
+  // Keep the chunk files already in disk_dir at Open (a restart: they are
+  // found again by name) instead of starting empty. Default: false.
+  bool keep_files = false;
+  // Drop each chunk file from the kernel page cache after it is written
+  // (fdatasync, then POSIX_FADV_DONTNEED) and after it is read, so that the
+  // page cache is not an extra, unbudgeted DRAM tier. Default: false.
+  bool drop_file_cache = false;
+  // Put a chunk read from disk into the CPU tier, as LMCache's storage
+  // manager writes a hit of a non-CPU backend back to LocalCPUBackend.
+  // Default: false.
+  bool promote_disk_hits = false;
 };
 
 class LmcacheBaseline final : public KvSystem {
@@ -39,6 +50,9 @@ class LmcacheBaseline final : public KvSystem {
   std::vector<DeviceWork> Work() const override;
 
   const std::vector<Access>& last_trace() const { return trace_; }
+  // Bytes put into each tier since Open (stores, and promotions to the CPU tier).
+  uint64_t cpu_bytes_written() const { return cpu_bytes_written_; }
+  uint64_t disk_bytes_written() const { return disk_bytes_written_; }
   std::string ChunkPath(const ChunkKey& key) const;
 
  private:
@@ -58,6 +72,8 @@ class LmcacheBaseline final : public KvSystem {
   std::vector<Access> trace_;
   DeviceWork cpu_work_{"cpu-tier", "dram"};
   DeviceWork disk_work_{"disk-tier", "file"};
+  uint64_t cpu_bytes_written_ = 0;
+  uint64_t disk_bytes_written_ = 0;
 };
 
 }  // namespace kvpool::cli
