@@ -40,16 +40,23 @@ ChunkRef PoolImpl::AdoptChunk(const ChunkKey& key, const ChunkKey& parent,
 }
 
 void PoolImpl::Recover() {
-  std::unordered_map<ChunkKey, ChunkParts, ChunkKeyHash> chunks;
-  uint64_t max_sequence = 0;
+  std::vector<std::pair<uint16_t, std::vector<RecoveredSegment>>> found;
+  size_t segments = 0;
   for (auto& r : runners_) {
     if (!r->device().persistent()) continue;
-    for (RecoveredSegment& s : r->device().TakeRecovered()) {
+    found.emplace_back(r->id(), r->device().TakeRecovered());
+    segments += found.back().second.size();
+  }
+  std::unordered_map<ChunkKey, ChunkParts, ChunkKeyHash> chunks;
+  chunks.reserve(segments / std::max<uint32_t>(1, layers()) + 1);
+  uint64_t max_sequence = 0;
+  for (auto& [device, list] : found) {
+    for (RecoveredSegment& s : list) {
       ChunkParts& c = chunks[s.tag.chunk];
       c.parent = s.tag.parent;
       c.newest = std::max(c.newest, s.tag.sequence);
       max_sequence = std::max(max_sequence, s.tag.sequence);
-      c.parts.push_back({r->id(), s});
+      c.parts.push_back({device, s});
     }
   }
   const uint32_t layers = this->layers();
@@ -92,9 +99,11 @@ void PoolImpl::Recover() {
 
 size_t PoolImpl::ReclaimUnreachable() {
   std::unordered_map<ChunkKey, ChunkRef, ChunkKeyHash> all;
+  all.reserve(glt_.size());
   glt_.ForEach([&](const ChunkRef& r) { all.emplace(r->key, r); });
   enum : uint8_t { kUnknown, kVisiting, kReachable, kUnreachable };
   std::unordered_map<ChunkKey, uint8_t, ChunkKeyHash> mark;
+  mark.reserve(all.size());
   std::vector<const ChunkRecord*> path;
   for (const auto& [key, rec] : all) {
     // Walk up to a first chunk or to a chunk already decided, then mark the path.
