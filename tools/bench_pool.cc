@@ -117,7 +117,8 @@ PoolOptions FastestAlone(const PoolOptions& full, const PoolStats& stats, uint64
 }
 
 void PrintDevices(const PoolRun& r, const ModelShape& shape) {
-  Table t({"device", "kind", "GiB/s", "weight", "segments", "read MiB", "busy s", "busy %"});
+  Table t({"device", "kind", "role", "group", "solo GiB/s", "placement GiB/s", "weight",
+           "live GiB/s", "segments", "read MiB", "busy s", "busy %"});
   double total_bw = 0;
   for (const auto& d : r.final_stats.devices) total_bw += d.bandwidth_gibps;
   const RetrievalRun& last = r.runs.back();
@@ -125,8 +126,11 @@ void PrintDevices(const PoolRun& r, const ModelShape& shape) {
     const DeviceStats& a = last.stats[0].devices[i];
     const DeviceStats& b = last.stats[1].devices[i];
     double busy = b.busy_seconds - a.busy_seconds;
-    t.Add({b.name, b.kind, Fixed(b.bandwidth_gibps, 2) + (b.bandwidth_probed ? " (probed)" : ""),
-           Fixed(100 * b.bandwidth_gibps / total_bw, 1) + "%", std::to_string(b.segments),
+    t.Add({b.name, b.kind, b.role, b.contention_group.empty() ? "-" : b.contention_group,
+           b.solo_gibps > 0 ? Fixed(b.solo_gibps, 2) : "-",
+           Fixed(b.bandwidth_gibps, 2) + (b.bandwidth_probed ? " (probed)" : " (configured)"),
+           Fixed(100 * b.bandwidth_gibps / total_bw, 1) + "%",
+           b.live_gibps > 0 ? Fixed(b.live_gibps, 2) : "-", std::to_string(b.segments),
            Fixed(double(b.bytes_read - a.bytes_read) / (1 << 20), 0), Fixed(busy, 3),
            Fixed(100 * busy / last.seconds, 0) + "%"});
   }
@@ -143,7 +147,9 @@ json RunJson(const PoolRun& r) {
   for (size_t i = 0; i < r.final_stats.devices.size(); ++i) {
     const DeviceStats& a = last.stats[0].devices[i];
     const DeviceStats& b = last.stats[1].devices[i];
-    devs.push_back({{"name", b.name}, {"kind", b.kind}, {"bandwidth_gibps", b.bandwidth_gibps},
+    devs.push_back({{"name", b.name}, {"kind", b.kind}, {"role", b.role},
+                    {"contention_group", b.contention_group}, {"solo_gibps", b.solo_gibps},
+                    {"live_gibps", b.live_gibps}, {"bandwidth_gibps", b.bandwidth_gibps},
                     {"segments", b.segments}, {"bytes_read", b.bytes_read - a.bytes_read},
                     {"busy_seconds", b.busy_seconds - a.busy_seconds}});
   }
