@@ -92,13 +92,13 @@ PoolOptions CrashPoolOptions(const std::string& dir, const std::string& engine) 
   return o;
 }
 
-// The child: opens the pool (checkpointing every few ms to tens of ms),
-// tells the parent it is ready, then offloads and removes documents until
-// it is killed. Never returns normally; never uses gtest.
-[[noreturn]] void RunChild(const PoolOptions& o, uint64_t round, int ready_fd) {
-  std::mt19937_64 rng(round * 7919 + 1);
+// The child's pool, opened with extents checkpointing every `interval`
+// (throttled to `extent_gibps` when > 0); tells the parent it is ready on
+// `ready_fd`. Exits the child on any error; never uses gtest.
+std::unique_ptr<PoolImpl> OpenChildPool(const PoolOptions& o, std::chrono::milliseconds interval,
+                                        double extent_gibps, int ready_fd) {
   ExtentTuning tuning;
-  tuning.checkpoint_interval = std::chrono::milliseconds(5 + rng() % 200);
+  tuning.checkpoint_interval = interval;
   const uint32_t payload = uint32_t(o.shape.SegmentPayloadBytes());
   const ChunkKey pool_id = Namespace::Make(o.shape.Fingerprint(), o.tenant_salt).id;
   std::vector<std::unique_ptr<Device>> devices;
@@ -112,18 +112,29 @@ PoolOptions CrashPoolOptions(const std::string& dir, const std::string& engine) 
       std::cerr << "child: " << dev.status().ToString() << "\n";
       _exit(3);
     }
-    devices.push_back(std::move(dev).value());
+    const bool slow = extent_gibps > 0 && d.kind == DeviceKind::kExtent;
+    devices.push_back(slow ? NewThrottledDevice(std::move(dev).value(), extent_gibps)
+                           : std::move(dev).value());
   }
   auto pool = PoolImpl::Create(o, std::move(devices));
   if (!pool.ok()) _exit(4);
   char one = 1;
   if (::write(ready_fd, &one, 1) != 1) _exit(5);
+  return std::move(pool).value();
+}
+
+// The child: opens the pool (checkpointing every few ms to tens of ms),
+// tells the parent it is ready, then offloads and removes documents until
+// it is killed. Never returns normally; never uses gtest.
+[[noreturn]] void RunChild(const PoolOptions& o, uint64_t round, int ready_fd) {
+  std::mt19937_64 rng(round * 7919 + 1);
+  auto pool = OpenChildPool(o, std::chrono::milliseconds(5 + rng() % 200), 0, ready_fd);
   std::deque<std::pair<std::unique_ptr<Doc>, OffloadHandle>> in_flight;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < give_up) {
     auto doc = std::make_unique<Doc>(rng() % kDocs);
-    if (rng() % 8 == 0) (*pool)->Remove(std::span(doc->keys).subspan(rng() % kChunksPerDoc));
-    auto h = (*pool)->Offload(doc->keys, doc->View());
+    if (rng() % 8 == 0) pool->Remove(std::span(doc->keys).subspan(rng() % kChunksPerDoc));
+    auto h = pool->Offload(doc->keys, doc->View());
     if (!h.ok()) _exit(6);
     in_flight.emplace_back(std::move(doc), std::move(h).value());
     if (in_flight.size() >= 4) {
@@ -273,24 +284,9 @@ PoolOptions DefaultShapeOptions(const std::string& dir, const std::string& engin
 [[noreturn]] void RunAckingChild(const PoolOptions& o, uint64_t round, int ready_fd,
                                  int acked_fd) {
   std::mt19937_64 rng(round * 104729 + 3);
-  ExtentTuning tuning;
-  tuning.checkpoint_interval = std::chrono::milliseconds(5 + rng() % 200);
-  const uint32_t payload = uint32_t(o.shape.SegmentPayloadBytes());
-  const ChunkKey pool_id = Namespace::Make(o.shape.Fingerprint(), o.tenant_salt).id;
-  std::vector<std::unique_ptr<Device>> devices;
-  for (const DeviceOptions& d : o.devices) {
-    auto dev = d.kind == DeviceKind::kExtent ? OpenExtentDevice(d, payload, pool_id, tuning)
-                                             : OpenDevice(d, payload, pool_id);
-    if (!dev.ok()) _exit(3);
-    // A slow SSD (48 MiB/s): a round's writes take about as long as the
-    // child lives, so kills land in the middle of offloads.
-    devices.push_back(d.kind == DeviceKind::kExtent ? NewThrottledDevice(std::move(dev).value(), 0.047)
-                                                    : std::move(dev).value());
-  }
-  auto pool = PoolImpl::Create(o, std::move(devices));
-  if (!pool.ok()) _exit(4);
-  char one = 1;
-  if (::write(ready_fd, &one, 1) != 1) _exit(5);
+  // A slow SSD (48 MiB/s): a round's writes take about as long as the
+  // child lives, so kills land in the middle of offloads.
+  auto pool = OpenChildPool(o, std::chrono::milliseconds(5 + rng() % 200), 0.047, ready_fd);
   std::deque<std::pair<std::unique_ptr<Doc>, OffloadHandle>> in_flight;
   auto ack_front = [&] {
     auto& [doc, handle] = in_flight.front();
@@ -304,10 +300,10 @@ PoolOptions DefaultShapeOptions(const std::string& dir, const std::string& engin
     // Read some documents back too, so that copies are promoted and dropped.
     if (rng() % 3 == 0) {
       KvData got(o.shape, kChunksPerDoc);
-      auto h = (*pool)->Retrieve(doc->keys, got.View(), {});
+      auto h = pool->Retrieve(doc->keys, got.View(), {});
       if (h.ok()) (void)h->Wait();
     }
-    auto h = (*pool)->Offload(doc->keys, doc->View());
+    auto h = pool->Offload(doc->keys, doc->View());
     if (!h.ok()) _exit(6);
     in_flight.emplace_back(std::move(doc), std::move(h).value());
     if (in_flight.size() >= 4) ack_front();

@@ -38,6 +38,24 @@ class HostKv {
     }
     return true;
   }
+  // Bytes of the first `chunks` chunks that differ from `o`.
+  uint64_t DifferingBytes(const HostKv& o, size_t chunks) const {
+    uint64_t wrong = 0;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const std::byte* a = layers_[l].data();
+      const std::byte* b = o.layers_[l].data();
+      if (std::memcmp(a, b, chunks * seg_) == 0) continue;
+      for (size_t i = 0; i < chunks * seg_; ++i) wrong += a[i] != b[i];
+    }
+    return wrong;
+  }
+  // Zeroes the first `chunks` chunks of every layer.
+  void Zero(size_t chunks) {
+    for (auto& l : layers_) std::memset(l.data(), 0, chunks * seg_);
+  }
+  std::byte* Segment(size_t chunk, uint32_t layer) { return layers_[layer].data() + chunk * seg_; }
+  size_t segment_bytes() const { return seg_; }
+  uint32_t layers() const { return static_cast<uint32_t>(layers_.size()); }
 
  private:
   size_t seg_;

@@ -53,46 +53,6 @@ double Gibps(double bytes, double seconds) {
   return bytes / double(1ull << 30) / std::max(seconds, 1e-6);
 }
 
-// Waits for ops submitted to any number of runners; keeps the first error.
-class MultiWaiter final : public IoOwner {
- public:
-  void OnIoComplete(SegmentIo& io) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!io.status.ok() && error_.ok()) error_ = io.status;
-    if (--left_ == 0) cv_.notify_all();
-  }
-  // Submits each runner's ops to it, all before waiting, then waits for all.
-  Status Run(std::span<DeviceRunner* const> runners, std::span<std::vector<SegmentIo>*> ops) {
-    std::vector<std::vector<SegmentIo*>> ptrs(runners.size());
-    size_t total = 0;
-    for (size_t i = 0; i < runners.size(); ++i) {
-      for (SegmentIo& op : *ops[i]) {
-        op.owner = this;
-        ptrs[i].push_back(&op);
-      }
-      total += ptrs[i].size();
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      left_ = total;
-      error_ = Status::OK();
-    }
-    if (total == 0) return Status::OK();
-    for (size_t i = 0; i < runners.size(); ++i) {
-      if (!ptrs[i].empty()) runners[i]->Submit(ptrs[i]);
-    }
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return left_ == 0; });
-    return error_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  size_t left_ = 0;
-  Status error_;
-};
-
 // Up to `max` ready segments of device `device` listed in `glt`, as read ops
 // (buffers not set).
 std::vector<SegmentIo> ExistingReads(const Glt& glt, uint16_t device, uint32_t payload,
@@ -309,19 +269,19 @@ std::vector<DeviceProbe> MeasureDevices(std::span<DeviceRunner* const> runners,
   for (const auto& [group, members] : groups) {
     if (members.size() < 2) continue;
     std::vector<DeviceRunner*> rs;
-    std::vector<std::vector<SegmentIo>*> ops;
+    std::vector<std::span<SegmentIo>> ops;
     double bytes = 0;
     std::vector<double> solos;
     for (size_t i : members) {
       rs.push_back(runners[i]);
-      ops.push_back(&data[i]->ops());
+      ops.push_back(data[i]->ops());
       bytes += data[i]->bytes();
       solos.push_back(out[i].solo.read_gibps);
       runners[i]->device().DropCaches();
     }
-    MultiWaiter waiter;
+    IoWaiter waiter;
     Clock::time_point start = Clock::now();
-    Status s = waiter.Run(rs, ops);
+    Status s = waiter.RunAll(rs, ops);
     double joint = Gibps(bytes, SecondsSince(start));
     if (!s.ok()) {
       log::Warn("joint bandwidth probe of group " + group + " failed (" + s.ToString() +

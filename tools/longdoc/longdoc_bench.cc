@@ -172,6 +172,8 @@ nlohmann::json ConfigJson(const LongDocOptions& o, const Plan& p, const ComputeM
                                              : "posix_fadvise(DONTNEED) per file; O_DIRECT"}};
 }
 
+}  // namespace
+
 // Stored layers: sliding-window layers keep only their window, which is
 // recomputed with the question; the pool holds the full-attention layers.
 ModelShape StoredShape(const ModelShape& s) {
@@ -183,8 +185,6 @@ ModelShape StoredShape(const ModelShape& s) {
   out.sliding_window = 0;
   return out;
 }
-
-}  // namespace
 
 bool ParseTokenCount(const std::string& text, uint64_t* out) {
   if (text.empty()) return false;

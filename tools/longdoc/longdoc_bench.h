@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <kvpool/model_shape.h>
+
 #include "compute_model.h"
 
 namespace kvpool::cli {
@@ -37,5 +39,10 @@ int RunLongDocBench(const LongDocOptions& options);
 
 // "4K" -> 4096, "128k" -> 131072, "1000" -> 1000.
 bool ParseTokenCount(const std::string& text, uint64_t* out);
+
+// The shape the pool stores for `s`: sliding-window layers keep only their
+// window, which is recomputed with the question, so only the full-attention
+// layers are stored.
+ModelShape StoredShape(const ModelShape& s);
 
 }  // namespace kvpool::cli

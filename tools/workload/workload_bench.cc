@@ -8,6 +8,8 @@
 #include <unordered_set>
 
 #include "../bench_util.h"
+#include "../host_kv.h"
+#include "../longdoc/longdoc_bench.h"
 #include "util/aligned_buffer.h"
 #include "util/clock.h"
 #include "workload_result.h"
@@ -31,61 +33,11 @@ struct Plan {
   uint64_t WorkingSetBytes() const { return working_set_chunks * chunk_bytes; }
 };
 
-// Caller-side KV of one prompt: one 4 KiB-aligned array per layer,
-// chunk-major inside a layer (the KvBuffer layout).
-class PromptKv {
- public:
-  PromptKv(const ModelShape& shape, size_t chunks) : seg_(shape.SegmentPayloadBytes()) {
-    for (uint32_t l = 0; l < shape.layers; ++l) layers_.emplace_back(seg_ * std::max<size_t>(chunks, 1));
+// Writes the KV bytes of `p` into `kv` (the prompt's chunks, every layer).
+void FillPrompt(const Prompt& p, HostKv& kv) {
+  for (size_t c = 0; c < p.chunks(); ++c) {
+    for (uint32_t l = 0; l < kv.layers(); ++l) p.FillSegment(c, l, kv.Segment(c, l), kv.segment_bytes());
   }
-  KvBuffer View() {
-    KvBuffer b{{}, seg_, 0};
-    for (auto& l : layers_) b.layer_base.push_back(l.data());
-    return b;
-  }
-  ConstKvBuffer ConstView() const {
-    ConstKvBuffer b{{}, seg_, 0};
-    for (auto& l : layers_) b.layer_base.push_back(l.data());
-    return b;
-  }
-  void Fill(const Prompt& p) {
-    for (size_t c = 0; c < p.chunks(); ++c) {
-      for (uint32_t l = 0; l < layers_.size(); ++l) p.FillSegment(c, l, Segment(c, l), seg_);
-    }
-  }
-  // Overwrites chunks [0, n) so that bytes a system does not deliver never
-  // pass for delivered ones.
-  void Poison(size_t n) {
-    for (auto& l : layers_) std::memset(l.data(), 0, n * seg_);
-  }
-  // Bytes of chunks [0, n) that differ from `expected`.
-  uint64_t WrongBytes(const PromptKv& expected, size_t n) const {
-    uint64_t wrong = 0;
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      const std::byte* a = layers_[l].data();
-      const std::byte* b = expected.layers_[l].data();
-      if (std::memcmp(a, b, n * seg_) == 0) continue;
-      for (size_t i = 0; i < n * seg_; ++i) wrong += a[i] != b[i];
-    }
-    return wrong;
-  }
-
- private:
-  std::byte* Segment(size_t c, uint32_t l) { return layers_[l].data() + c * seg_; }
-  size_t seg_;
-  std::vector<AlignedBuffer> layers_;
-};
-
-// Stored layers: sliding-window layers keep only their window, which is
-// recomputed with the question (as in `kvpool bench longdoc`).
-ModelShape StoredShape(const ModelShape& s) {
-  if (s.layer_kinds.empty()) return s;
-  ModelShape out = s;
-  out.layers = static_cast<uint32_t>(
-      std::count(s.layer_kinds.begin(), s.layer_kinds.end(), LayerKind::kFull));
-  out.layer_kinds.clear();
-  out.sliding_window = 0;
-  return out;
 }
 
 Status Bad(const std::string& option, const std::string& why) {
@@ -209,7 +161,7 @@ class Progress {
 class Driver {
  public:
   Driver(const WorkloadOptions& o, const Plan& p)
-      : o_(o), p_(p), src_(p.shape, p.max_chunks), dst_(p.shape, p.max_chunks) {}
+      : o_(o), p_(p), src_(p.shape, p.max_chunks, 0), dst_(p.shape, p.max_chunks, 0) {}
 
   Status Open() {
     for (const std::string& name : o_.systems) {
@@ -229,7 +181,7 @@ class Driver {
   // Request i on every system, starting with a different one each time.
   Status Step(size_t i) {
     Prompt prompt(o_.trace, p_.shape, p_.trace[i]);
-    src_.Fill(prompt);
+    FillPrompt(prompt, src_);
     size_t stored = 0;
     while (stored < prompt.chunks() && stored_.count(prompt.keys()[stored])) ++stored;
     for (size_t k = 0; k < systems_.size(); ++k) {
@@ -274,7 +226,7 @@ class Driver {
     PhaseResult& phase = results_[s].phases.back();
     RequestRecord rec{static_cast<uint32_t>(i), static_cast<uint32_t>(stored), 0,
                       static_cast<uint32_t>(prompt.chunks())};
-    dst_.Poison(prompt.chunks());
+    dst_.Zero(prompt.chunks());  // bytes not delivered never pass for delivered ones
     CpuTimes cpu0 = CpuTimes::Now();
     Clock::time_point t = Clock::now();
     auto n = sys.Load(prompt.keys(), dst_.View());
@@ -283,7 +235,7 @@ class Driver {
     if (!n.ok()) return n.status().WithContext("request " + std::to_string(i) + " load");
     if (*n > prompt.chunks()) return Status::Corruption("delivered more chunks than asked for");
     rec.served = static_cast<uint32_t>(*n);
-    phase.wrong_bytes += dst_.WrongBytes(src_, *n);
+    phase.wrong_bytes += dst_.DifferingBytes(src_, *n);
     cpu0 = CpuTimes::Now();
     t = Clock::now();
     Status st = sys.Store(prompt.keys(), src_.ConstView(), *n);
@@ -298,7 +250,7 @@ class Driver {
 
   const WorkloadOptions& o_;
   const Plan& p_;
-  PromptKv src_, dst_;
+  HostKv src_, dst_;
   std::vector<std::unique_ptr<WorkloadSystem>> systems_;
   std::vector<SystemResult> results_;
   std::vector<SystemCounters> marks_;  // counters at the start of the phase
