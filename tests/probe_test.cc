@@ -268,6 +268,7 @@ TEST(ProbeCli, NoConfigLeavesNothingOfFullSizeBehind) {
     EXPECT_GT(d["read_gibps"].get<double>(), 0) << d.dump();
     EXPECT_GT(d["placement_gibps"].get<double>(), 0) << d.dump();
     EXPECT_LE(d["placement_gibps"].get<double>(), d["read_gibps"].get<double>() * (1 + 1e-9));
+    EXPECT_GT(d.value("live_gibps", 0.0), 0) << "no live figure: " << d.dump();
     ++measured;
   }
   EXPECT_GE(measured, 2u) << "both DRAM regions at least";

@@ -285,6 +285,7 @@ json MeasureDevices(std::vector<DeviceOptions> devices, const PoolOptions& o, ui
   settings.segment_payload = payload;
   settings.probe_bytes = probe_bytes;
   settings.max_free_fraction = 1.0;
+  settings.all_at_once = true;
   for (const ProbeTarget& t : targets) {
     settings.max_free_fraction = std::min(settings.max_free_fraction, t.max_free_fraction);
   }
@@ -303,6 +304,7 @@ json MeasureDevices(std::vector<DeviceOptions> devices, const PoolOptions& o, ui
     j["write_gibps"] = p.solo.write_gibps;
     j["placement_gibps"] = p.placement_gibps;  // joint-scaled
     j["group_joint_gibps"] = p.group_joint_gibps;
+    j["live_gibps"] = p.all_at_once_gibps;  // while every device reads at once
   }
   runners.clear();  // close the devices before their scratch directories go
   targets.clear();
@@ -318,21 +320,23 @@ void PrintReport(const json& j) {
   for (const auto& p : j["o_direct"]) std::printf("O_DIRECT: %s\n", p.dump().c_str());
   if (!j.contains("devices")) return;
   Table t({"device", "kind", "group", "solo read GiB/s", "write GiB/s", "placement GiB/s",
-           "group joint GiB/s", "probed", "chosen"});
+           "group joint GiB/s", "live GiB/s", "probed", "chosen"});
   for (const auto& d : j["devices"]) {
     std::string group = d.value("group", "-");
     if (d.contains("error")) {
-      t.Add({d["name"], d["kind"], group, "-", "-", "-", "-", d.value("probed", "-"),
+      t.Add({d["name"], d["kind"], group, "-", "-", "-", "-", "-", d.value("probed", "-"),
              "error: " + d["error"].get<std::string>()});
       continue;
     }
     double joint = d["group_joint_gibps"];
     t.Add({d["name"], d["kind"], group, Fixed(d["read_gibps"], 2), Fixed(d["write_gibps"], 2),
            Fixed(d["placement_gibps"], 2), joint > 0 ? Fixed(joint, 2) : "alone",
-           d["probed"], d["chosen"]});
+           d.value("live_gibps", 0.0) > 0 ? Fixed(d["live_gibps"], 2) : "-", d["probed"],
+           d["chosen"]});
   }
   std::printf("\ndevices (up to %s MiB written then read cold per device, alone; then each "
-              "contention group read at once: placement = solo x joint / sum of solos):\n%s",
+              "contention group read at once: placement = solo x joint / sum of solos; then "
+              "every device at once, as a pool read: live = bytes / busy time):\n%s",
               j["probe_mib"].dump().c_str(), t.Render().c_str());
   if (j.contains("scratch")) std::printf("%s\n", j["scratch"].get<std::string>().c_str());
 }

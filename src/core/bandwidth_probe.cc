@@ -245,6 +245,11 @@ std::vector<double> ScaleForContention(const std::vector<double>& solos, double 
   return out;
 }
 
+// Every device with probe data read at once: per device, bytes over busy time.
+void MeasureAllAtOnce(std::span<DeviceRunner* const> runners,
+                      std::vector<std::unique_ptr<ProbeData>>& data,
+                      std::vector<DeviceProbe>* out);
+
 std::vector<DeviceProbe> MeasureDevices(std::span<DeviceRunner* const> runners,
                                         const MeasureSettings& settings) {
   std::vector<DeviceProbe> out(runners.size());
@@ -294,7 +299,38 @@ std::vector<DeviceProbe> MeasureDevices(std::span<DeviceRunner* const> runners,
       out[members[k]].group_joint_gibps = joint;
     }
   }
+  if (settings.all_at_once) MeasureAllAtOnce(runners, data, &out);
   return out;  // `data` frees every probe slot here
+}
+
+void MeasureAllAtOnce(std::span<DeviceRunner* const> runners,
+                      std::vector<std::unique_ptr<ProbeData>>& data,
+                      std::vector<DeviceProbe>* out) {
+  std::vector<DeviceRunner*> rs;
+  std::vector<std::span<SegmentIo>> ops;
+  std::vector<size_t> index;
+  std::vector<double> busy_before;
+  std::vector<uint64_t> bytes_before;
+  for (size_t i = 0; i < runners.size(); ++i) {
+    if (!data[i]) continue;
+    runners[i]->device().DropCaches();
+    rs.push_back(runners[i]);
+    ops.push_back(data[i]->ops());
+    index.push_back(i);
+    busy_before.push_back(runners[i]->busy_seconds());
+    bytes_before.push_back(runners[i]->counters().bytes_read.load());
+  }
+  IoWaiter waiter;
+  Status s = waiter.RunAll(rs, ops);
+  if (!s.ok()) {
+    log::Warn("all-devices bandwidth probe failed: " + s.ToString());
+    return;
+  }
+  for (size_t k = 0; k < rs.size(); ++k) {
+    double busy = rs[k]->busy_seconds() - busy_before[k];
+    double bytes = double(rs[k]->counters().bytes_read.load() - bytes_before[k]);
+    (*out)[index[k]].all_at_once_gibps = busy > 0 ? Gibps(bytes, busy) : 0;
+  }
 }
 
 Result<ProbeResult> MeasureBandwidth(DeviceRunner& runner, uint32_t payload, uint64_t bytes) {

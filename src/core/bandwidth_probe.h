@@ -75,6 +75,10 @@ struct DeviceProbe {
   ProbeResult solo;             // this device alone
   double placement_gibps = 0;   // solo.read_gibps scaled for its group
   double group_joint_gibps = 0; // the group's aggregate read, all at once; 0 when alone
+  // With MeasureSettings::all_at_once: this device's read throughput (bytes
+  // over its busy time) while every measured device reads at once, as in a
+  // pool retrieval: the live figure a running pool would observe. 0 otherwise.
+  double all_at_once_gibps = 0;
   ProbeSource source = ProbeSource::kDefault;
   std::string note;             // why the default was used, when it was
 };
@@ -86,6 +90,9 @@ struct MeasureSettings {
   // data (0.5); a device made only for probing may be filled (1.0).
   double max_free_fraction = 0.5;
   const Glt* recovered = nullptr;  // see ProbeBandwidths
+  // Also read every measured device at once (DeviceProbe::all_at_once_gibps).
+  // Default: false (Pool::Open does not need it).
+  bool all_at_once = false;
 };
 
 // Measures every runner now (no cache, configured bandwidths ignored): solo,
