@@ -87,8 +87,17 @@ TEST(HotSet, AChunkReadAgainAfterEvictionIsPromotedStraightToProtected) {
   EXPECT_GE(hot.counts().protected_, 1u);
 }
 
-TEST(HotSet, AdmissionsPerReadAreCappedAndFavourTheHead) {
+TEST(HotSet, AnEmptySetAdmitsUpToItsFreeSpace) {
+  HotSet hot(8, 0.25);  // probation 2, but 8 free
+  EXPECT_EQ(hot.max_admit(), 8u);
+  auto a = hot.NoteRead(Keys(0, 10), hot.max_admit());
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(a[i].admit, i < 8) << i;
+}
+
+TEST(HotSet, AFullSetAdmitsProbationsShareFavouringTheHead) {
   HotSet hot(8, 0.25);  // probation 2
+  Offload(hot, Keys(100, 8));  // full
+  EXPECT_EQ(hot.max_admit(), 2u);
   auto a = hot.NoteRead(Keys(0, 6), hot.max_admit());
   ASSERT_EQ(a.size(), 6u);
   EXPECT_TRUE(a[0].admit);

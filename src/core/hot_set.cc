@@ -44,7 +44,7 @@ std::vector<HotSet::Access> HotSet::NoteRead(const std::vector<ChunkKey>& keys,
   std::vector<Access> out(keys.size());
   std::lock_guard<std::mutex> lock(mu_);
   if (capacity_ == 0) return out;
-  size_t admits_left = std::min<size_t>(max_admit, probation_max_);
+  size_t admits_left = std::min<size_t>(max_admit, AdmitBudgetLocked());
   // Head chunks are worth the most (every longer prompt shares them): they
   // get admission first and end up most recent, so walk the prefix from the
   // tail and hand out admissions from the head afterwards.
@@ -74,6 +74,15 @@ std::vector<HotSet::Access> HotSet::NoteRead(const std::vector<ChunkKey>& keys,
   BalanceProtected();
   TrimGhosts();
   return out;
+}
+
+size_t HotSet::AdmitBudgetLocked() const {
+  return std::max<uint64_t>(probation_max_, capacity_ - std::min(capacity_, copies_));
+}
+
+size_t HotSet::max_admit() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return AdmitBudgetLocked();
 }
 
 bool HotSet::EvictOne(std::vector<CopyRef>* dropped) {

@@ -76,7 +76,8 @@ class HotSet {
   // A retrieval reads `keys` (a prefix, in order). Counts one read of each,
   // moves chunks between segments (the prefix's head ends most recent), and
   // says per chunk whether to read a copy or to make one: at most
-  // `max_admit` chunks are admitted, from the head of the prefix.
+  // min(`max_admit`, max_admit()) chunks are admitted, from the head of the
+  // prefix.
   std::vector<Access> NoteRead(const std::vector<ChunkKey>& keys, size_t max_admit);
   // Drops least valuable copies (probation's least recent first, then
   // protected's) until `n` more fit in the capacity. Returns the dropped
@@ -91,9 +92,12 @@ class HotSet {
   CopyRef DropCopy(const ChunkKey& key, const CopySet* copy);
   // The chunk left the pool: forget it entirely. Returns its copy, if any.
   CopyRef Forget(const ChunkKey& key);
-  // Largest number of chunks one request admits: probation's share, so that
-  // a request never evicts its own new copies.
-  size_t max_admit() const { return probation_max_; }
+  // Largest number of chunks one request admits now: what is still free,
+  // or probation's share when that is more. Making room for that many never
+  // touches protected chunks (protected never outgrows its share, so
+  // probation plus free space always holds probation's share), and a
+  // request never evicts its own new copies.
+  size_t max_admit() const;
 
   // True when `key` holds a copy whose writes all finished.
   bool HasReadyCopy(const ChunkKey& key) const;
@@ -126,6 +130,7 @@ class HotSet {
   // holds more than its share.
   void BalanceProtected();
   void TrimGhosts();
+  size_t AdmitBudgetLocked() const;
 
   const uint64_t capacity_;
   const uint64_t probation_max_;
