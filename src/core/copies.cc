@@ -6,8 +6,9 @@
 
 namespace kvpool {
 
-std::vector<CopyRef> PoolImpl::AllocateCopies(size_t n) {
+std::vector<CopyRef> PoolImpl::AllocateCopies(std::span<const ChunkKey> keys) {
   std::vector<CopyRef> out;
+  size_t n = keys.size();
   if (!hot_ || n == 0) return out;
   {
     std::vector<CopyRef> dropped = hot_->MakeRoom(n);
@@ -42,9 +43,12 @@ std::vector<CopyRef> PoolImpl::AllocateCopies(size_t n) {
       out[j]->segment(l) = {slots[d][cursor[d]++], d, 0, 0};
     }
   }
-  for (const CopyRef& c : out) {
-    c->set_placed(layers);
-    c->writes_left.store(layers, std::memory_order_relaxed);
+  for (size_t j = 0; j < n; ++j) {
+    out[j]->set_placed(layers);
+    out[j]->writes_left.store(layers, std::memory_order_relaxed);
+    if (CopyRef old = hot_->AttachCopy(keys[j], out[j])) {
+      counters_.copies_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   return out;
 }

@@ -94,28 +94,6 @@ bool OffloadHandle::Done() const {
   return state_->done;
 }
 
-namespace {
-
-Status CheckSource(const ConstKvBuffer& source, size_t keys, uint32_t layers, size_t payload) {
-  if (source.layer_base.size() != layers) {
-    return Status::InvalidArgument("source.layer_base has " +
-                                   std::to_string(source.layer_base.size()) +
-                                   " layers, the model has " + std::to_string(layers));
-  }
-  if (source.first_chunk > keys) {
-    return Status::InvalidArgument("source.first_chunk " + std::to_string(source.first_chunk) +
-                                   " is past the last key (" + std::to_string(keys) + ")");
-  }
-  if (keys - source.first_chunk > 1 && source.chunk_stride < payload) {
-    return Status::InvalidArgument("source.chunk_stride " + std::to_string(source.chunk_stride) +
-                                   " is smaller than a segment (" + std::to_string(payload) +
-                                   " bytes): segments would overlap");
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
 // Builds the write ops of one offload and hands them to the devices under
 // the pool's write budget.
 class OffloadBuilder {
@@ -134,7 +112,10 @@ class OffloadBuilder {
     for (size_t j = fit; j < fresh.size(); ++j) pool_->EraseChunk(fresh[j].first->key, fresh[j].first.get());
     auto st = std::make_shared<internal::OffloadState>(pool_, fit);
     if (fit > 0 && pool_->hot_set() != nullptr) {
-      copies_ = pool_->AllocateCopies(std::min(fit, pool_->hot_set()->max_admit()));
+      const size_t admit = std::min(fit, pool_->hot_set()->max_admit());
+      std::vector<ChunkKey> keys;
+      for (size_t j = 0; j < admit; ++j) keys.push_back(fresh[j].first->key);
+      copies_ = pool_->AllocateCopies(keys);
       st->copy_count = copies_.size();
     }
     st->rejected = fresh.size() - fit;
@@ -213,11 +194,6 @@ class OffloadBuilder {
   void MakeCopyOps(internal::OffloadState& st, std::vector<std::pair<ChunkRef, size_t>>& fresh,
                    size_t fit) {
     const size_t k = st.copy_count;
-    for (size_t j = 0; j < k; ++j) {
-      if (CopyRef old = pool_->hot_set()->AttachCopy(fresh[j].first->key, copies_[j])) {
-        pool_->counters().copies_dropped.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
     pool_->counters().copies_admitted.fetch_add(k, std::memory_order_relaxed);
     for (uint32_t l = 0; l < layers_; ++l) {
       for (size_t j = 0; j < k; ++j) {
@@ -253,7 +229,8 @@ class OffloadBuilder {
 
 Result<OffloadHandle> PoolImpl::Offload(std::span<const ChunkKey> keys,
                                         const ConstKvBuffer& source) {
-  KVP_RETURN_IF_ERROR(CheckSource(source, keys.size(), layers(), segment_payload()));
+  KVP_RETURN_IF_ERROR(
+      internal::CheckKvBuffer(source, "source", keys.size(), layers(), segment_payload()));
   OffloadBuilder builder(this, keys, source);
   std::shared_ptr<internal::OffloadState> st = builder.Build();
   if (st->done) return OffloadHandle(st);

@@ -80,10 +80,12 @@ class PoolImpl final : public Pool, public SlotReleaser {
   bool EraseChunk(const ChunkKey& key, const ChunkRecord* expected);
 
   // --- DRAM copies (core/copies.cc) ---
-  // Up to `n` new copies with slots on the cache devices, spread over them
-  // by bandwidth layer by layer; makes room in the hot set first. Fewer (or
-  // none) when the DRAM slots are still held by reads of dropped copies.
-  std::vector<CopyRef> AllocateCopies(size_t n);
+  // New copies for the first chunks of `keys` (copy j is keys[j]'s), given
+  // to the hot set (not yet ready): slots on the cache devices, spread over
+  // them by bandwidth layer by layer, after making room in the hot set.
+  // Fewer than keys.size() (or none) when the DRAM slots are still held by
+  // reads of dropped copies.
+  std::vector<CopyRef> AllocateCopies(std::span<const ChunkKey> keys);
   // A copy's last write finished: it becomes readable, or is dropped when a
   // write failed.
   void FinishCopy(const ChunkKey& key, const CopyRef& copy);

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <kvpool/pool.h>
@@ -23,6 +24,29 @@ class PoolImpl;
 }
 
 namespace kvpool::internal {
+
+// The one check of a caller's buffer (`name` is "source" or "destination"):
+// one base per layer, first_chunk within the keys, and chunks that do not
+// overlap. InvalidArgument naming the field.
+template <typename Byte>
+Status CheckKvBuffer(const KvBufferT<Byte>& b, const char* name, size_t keys, uint32_t layers,
+                     size_t payload) {
+  const std::string field = std::string(name) + ".";
+  if (b.layer_base.size() != layers) {
+    return Status::InvalidArgument(field + "layer_base has " + std::to_string(b.layer_base.size()) +
+                                   " layers, the model has " + std::to_string(layers));
+  }
+  if (b.first_chunk > keys) {
+    return Status::InvalidArgument(field + "first_chunk " + std::to_string(b.first_chunk) +
+                                   " is past the last key (" + std::to_string(keys) + ")");
+  }
+  if (keys - b.first_chunk > 1 && b.chunk_stride < payload) {
+    return Status::InvalidArgument(field + "chunk_stride " + std::to_string(b.chunk_stride) +
+                                   " is smaller than a segment (" + std::to_string(payload) +
+                                   " bytes): segments would overlap");
+  }
+  return Status::OK();
+}
 
 struct RetrieveState final : public IoOwner {
   // Reads chunks [first, first + chunks) of the records' prefix.

@@ -161,30 +161,6 @@ Status RetrieveHandle::error() const {
   return state_->error;
 }
 
-namespace {
-
-Status CheckDestination(const KvBuffer& destination, size_t keys, uint32_t layers,
-                        size_t payload) {
-  if (destination.layer_base.size() != layers) {
-    return Status::InvalidArgument("destination.layer_base has " +
-                                   std::to_string(destination.layer_base.size()) +
-                                   " layers, the model has " + std::to_string(layers));
-  }
-  if (destination.first_chunk > keys) {
-    return Status::InvalidArgument("destination.first_chunk " +
-                                   std::to_string(destination.first_chunk) +
-                                   " is past the last key (" + std::to_string(keys) + ")");
-  }
-  if (keys - destination.first_chunk > 1 && destination.chunk_stride < payload) {
-    return Status::InvalidArgument("destination.chunk_stride " +
-                                   std::to_string(destination.chunk_stride) +
-                                   " is smaller than a segment (" + std::to_string(payload) +
-                                   " bytes): segments would overlap");
-  }
-  return Status::OK();
-}
-
-}  // namespace
 
 std::vector<DeviceLoad> PoolImpl::PlanLoads() const {
   std::vector<DeviceLoad> loads;
@@ -234,17 +210,14 @@ size_t PoolImpl::PlanRetrieval(const std::vector<ChunkRef>& records,
 void PoolImpl::StartPromotions(internal::RetrieveState& st,
                                const std::vector<HotSet::Access>& access) {
   std::vector<size_t> wanted;
+  std::vector<ChunkKey> keys;
   for (size_t c = 0; c < st.chunks; ++c) {
-    if (access[c].admit) wanted.push_back(c);
+    if (!access[c].admit) continue;
+    wanted.push_back(c);
+    keys.push_back(st.records[c]->key);
   }
-  std::vector<CopyRef> copies = AllocateCopies(wanted.size());
-  for (size_t j = 0; j < copies.size(); ++j) {
-    size_t c = wanted[j];
-    if (CopyRef old = hot_->AttachCopy(st.records[c]->key, copies[j])) {
-      counters_.copies_dropped.fetch_add(1, std::memory_order_relaxed);
-    }
-    st.promos[c] = std::move(copies[j]);
-  }
+  std::vector<CopyRef> copies = AllocateCopies(keys);
+  for (size_t j = 0; j < copies.size(); ++j) st.promos[wanted[j]] = std::move(copies[j]);
   counters_.copies_promoted.fetch_add(copies.size(), std::memory_order_relaxed);
   if (!copies.empty()) st.promo_ops.resize(st.chunks * layers());
 }
@@ -253,7 +226,8 @@ Result<RetrieveHandle> PoolImpl::Retrieve(std::span<const ChunkKey> keys,
                                           const KvBuffer& destination,
                                           LayerReadyFn on_layer_ready) {
   const uint32_t layers = options_.shape.layers;
-  KVP_RETURN_IF_ERROR(CheckDestination(destination, keys.size(), layers, segment_payload()));
+  KVP_RETURN_IF_ERROR(internal::CheckKvBuffer(destination, "destination", keys.size(), layers,
+                                              segment_payload()));
   std::vector<ChunkRef> records = FindPrefix(keys);
   Touch(records);
   const size_t present = records.size();
