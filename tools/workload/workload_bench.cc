@@ -168,7 +168,7 @@ class Driver {
       auto s = OpenSystem(name, o_, p_);
       if (!s.ok()) return s.status();
       systems_.push_back(std::move(s).value());
-      SystemResult r;
+      WorkloadSystemResult r;
       r.name = name;
       r.description = Describe(name, p_);
       r.phases.push_back({"before restart", p_.chunk_bytes});
@@ -211,7 +211,7 @@ class Driver {
     return Status::OK();
   }
 
-  std::vector<SystemResult> Finish() {
+  std::vector<WorkloadSystemResult> Finish() {
     for (size_t s = 0; s < systems_.size(); ++s) {
       results_[s].phases.back().io = systems_[s]->Counters() - marks_[s];
     }
@@ -252,7 +252,7 @@ class Driver {
   const Plan& p_;
   HostKv src_, dst_;
   std::vector<std::unique_ptr<WorkloadSystem>> systems_;
-  std::vector<SystemResult> results_;
+  std::vector<WorkloadSystemResult> results_;
   std::vector<SystemCounters> marks_;  // counters at the start of the phase
   std::unordered_set<ChunkKey, ChunkKeyHash> stored_;  // every chunk offered so far
   std::string cold_method_;
@@ -320,7 +320,7 @@ int RunWorkloadBench(const WorkloadOptions& o) {
   report.PrintTable();
   for (const std::string& path : report.Write(o.out)) std::printf("wrote %s\n", path.c_str());
   uint64_t wrong = 0;
-  for (const SystemResult& s : report.systems) wrong += s.WrongBytes();
+  for (const WorkloadSystemResult& s : report.systems) wrong += s.WrongBytes();
   if (wrong != 0) {
     std::cerr << "kvpool bench workload: " << wrong << " wrong bytes delivered\n";
     return 1;

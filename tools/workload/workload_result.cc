@@ -38,7 +38,7 @@ Totals TotalsOf(const PhaseResult& p) {
   return t;
 }
 
-const PhaseResult* PhaseOf(const SystemResult* s, size_t i) {
+const PhaseResult* PhaseOf(const WorkloadSystemResult* s, size_t i) {
   return s != nullptr && i < s->phases.size() ? &s->phases[i] : nullptr;
 }
 
@@ -82,8 +82,8 @@ void WriteCsv(const WorkloadReport& r, const std::string& path) {
   out << "system,phase,requests,requests_with_stored,request_hits,request_hit_rate,stored_chunks,"
          "served_chunks,chunk_hit_rate,load_p50_s,load_p99_s,load_s_per_gib,dram_share,cpu_user_s,cpu_system_s,"
          "bytes_read,bytes_written,wrong_bytes,load_p50_vs_kvpool,chunk_hit_rate_vs_kvpool\n";
-  const SystemResult* kv = r.Find("kvpool");
-  for (const SystemResult& s : r.systems) {
+  const WorkloadSystemResult* kv = r.Find("kvpool");
+  for (const WorkloadSystemResult& s : r.systems) {
     for (size_t i = 0; i < s.phases.size(); ++i) {
       const PhaseResult& p = s.phases[i];
       const PhaseResult* k = PhaseOf(kv, i);
@@ -181,21 +181,21 @@ double PhaseResult::DramShare() const {
   return Div(double(io.dram_bytes_served), double(io.bytes_served));
 }
 
-uint64_t SystemResult::WrongBytes() const {
+uint64_t WorkloadSystemResult::WrongBytes() const {
   uint64_t n = 0;
   for (const PhaseResult& p : phases) n += p.wrong_bytes;
   return n;
 }
 
-const SystemResult* WorkloadReport::Find(const std::string& name) const {
-  for (const SystemResult& s : systems) {
+const WorkloadSystemResult* WorkloadReport::Find(const std::string& name) const {
+  for (const WorkloadSystemResult& s : systems) {
     if (s.name == name) return &s;
   }
   return nullptr;
 }
 
 void WorkloadReport::PrintTable() const {
-  const SystemResult* kv = Find("kvpool");
+  const WorkloadSystemResult* kv = Find("kvpool");
   Table t({"phase", "system", "req hits", "chunk hits", "load p50 (s)", "load p99 (s)",
            "load s/GiB", "from DRAM", "CPU (s)", "read MiB", "written MiB", "p50 vs kvpool",
            "chunk hits vs kvpool"});
@@ -203,7 +203,7 @@ void WorkloadReport::PrintTable() const {
   size_t phases = systems.empty() ? 0 : systems.front().phases.size();
   for (size_t i = 0; i < phases; ++i) {
     const PhaseResult* k = PhaseOf(kv, i);
-    for (const SystemResult& s : systems) {
+    for (const WorkloadSystemResult& s : systems) {
       const PhaseResult& p = s.phases[i];
       t.Add({p.phase, s.name,
              Pct(p.RequestHitRate()) + " (" + std::to_string(p.RequestHits()) + "/" +
@@ -224,7 +224,7 @@ void WorkloadReport::PrintTable() const {
   std::printf("\n%s", t.Render().c_str());
   std::printf("\nper device:\n%s", d.Render().c_str());
   Table r({"system", "restart (s)", "chunks found after restart", "wrong bytes"});
-  for (const SystemResult& s : systems) {
+  for (const WorkloadSystemResult& s : systems) {
     r.Add({s.name, Fixed(s.restart_seconds, 3), std::to_string(s.found_after_restart),
            std::to_string(s.WrongBytes())});
   }
@@ -235,9 +235,9 @@ void WorkloadReport::PrintTable() const {
 }
 
 json WorkloadReport::ToJson() const {
-  const SystemResult* kv = Find("kvpool");
+  const WorkloadSystemResult* kv = Find("kvpool");
   json j{{"config", config}, {"systems", json::array()}};
-  for (const SystemResult& s : systems) {
+  for (const WorkloadSystemResult& s : systems) {
     json phases = json::array();
     for (size_t i = 0; i < s.phases.size(); ++i) phases.push_back(PhaseJson(s.phases[i], PhaseOf(kv, i)));
     j["systems"].push_back({{"name", s.name}, {"description", s.description},

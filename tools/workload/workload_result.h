@@ -44,7 +44,7 @@ struct PhaseResult {
   double LoadSecondsPerGiB() const;
 };
 
-struct SystemResult {
+struct WorkloadSystemResult {
   std::string name;
   std::string description;
   std::vector<PhaseResult> phases;  // before, after the restart
@@ -55,9 +55,9 @@ struct SystemResult {
 
 struct WorkloadReport {
   nlohmann::json config;
-  std::vector<SystemResult> systems;
+  std::vector<WorkloadSystemResult> systems;
 
-  const SystemResult* Find(const std::string& name) const;
+  const WorkloadSystemResult* Find(const std::string& name) const;
   void PrintTable() const;
   // Writes workload.json, workload.csv and (with gnuplot) workload.png into
   // `dir`. Returns the paths written.
