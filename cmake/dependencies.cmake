@@ -5,6 +5,10 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+# cpp-httplib (Debian libcpp-httplib-dev 0.11, built as a shared library
+# there): kvpool serve and the serve bench's client. Link PkgConfig::HTTPLIB.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+set(HTTPLIB_INCLUDE_DIR ${HTTPLIB_INCLUDE_DIRS})
 
 set(KVPOOL_HAVE_URING OFF)
 if(KVPOOL_WITH_URING)

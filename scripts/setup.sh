@@ -9,9 +9,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   liburing-dev libxxhash-dev libnuma-dev
-  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
+  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   fio gnuplot-nox
+  clang libclang-rt-14-dev
 )
 
 missing=()
@@ -39,3 +40,4 @@ install_missing() {
 
 install_missing
 "$ROOT/scripts/setup_llama.sh"
+"$ROOT/scripts/setup_serve_test.sh"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing, builds,
 # runs every test, then runs the suite again under ASan+UBSan and the
-# concurrent tests under TSan. Exit status is non-zero when anything fails.
+# concurrent tests under TSan, and fuzzes the HTTP request parsers for a
+# minute (scripts/fuzz.sh). Exit status is non-zero when anything fails.
 #   KVPOOL_SANITIZERS=0 skips the sanitizer builds (quick local runs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,5 +27,8 @@ if [[ "${KVPOOL_SANITIZERS:-1}" != "0" ]]; then
   "$ROOT/scripts/build.sh" "$ROOT/build-tsan" -DKVPOOL_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     run_suite "$ROOT/build-tsan" -L concurrent
+
+  echo "== libFuzzer: kvpool serve's request parsers (${KVPOOL_FUZZ_SECONDS:-60} s)"
+  "$ROOT/scripts/fuzz.sh" "${KVPOOL_FUZZ_SECONDS:-60}"
 fi
 echo "== all tests passed"

@@ -140,7 +140,7 @@ TEST_F(ConnectorTest, OffloadAfterGenerationStoresTheNewChunks) {
   }
   auto handed = conn_->Offload(tokens);
   ASSERT_TRUE(handed.ok()) << handed.status().ToString();
-  EXPECT_EQ(*handed, 2u);  // chunk 0 is skipped by the pool, chunk 1 is new
+  EXPECT_EQ(*handed, 1u);  // chunk 0 is in the pool and not copied out again; chunk 1 is new
   conn_->Flush();
   EXPECT_EQ(conn_->Stats().offloaded_chunks, 2u);
   EXPECT_EQ(conn_->Offload(TestTokens(100, 7)).status().code(), StatusCode::kInvalidArgument);
@@ -273,6 +273,77 @@ TEST_F(ConnectorTest, CorruptSegmentRestoresOnlyTheChunksBeforeIt) {
   ASSERT_TRUE(llama::DecodeTokens(ref.get(), rest, kChunk, 0).ok());
   EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), LastLogits(ref.get())));
 }
+
+// Restore without decode (for engines that batch the rest with other
+// sequences), per-call tenants, and the bounded offload backlog.
+TEST_F(ConnectorTest, RestoreLeavesTheRestToTheCallerInTheTenantsNamespace) {
+  Open();
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);
+  EXPECT_EQ(conn_->CachedTokens(prompt, "alpha"), 0u);
+  auto cold = conn_->Restore(prompt, "alpha");
+  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  EXPECT_EQ(cold->restored_tokens, 0u);
+  EXPECT_EQ(cold->computed_tokens, prompt.size());
+  ASSERT_TRUE(llama::DecodeTokens(ctx_.get(), prompt, 0, 0).ok());
+  auto handed = conn_->Offload(prompt, "alpha");
+  ASSERT_TRUE(handed.ok()) << handed.status().ToString();
+  EXPECT_EQ(*handed, 3u);
+  conn_->Flush();
+
+  EXPECT_EQ(conn_->CachedTokens(prompt, "alpha"), 3 * kChunk);
+  EXPECT_EQ(conn_->CachedTokens(prompt, "beta"), 0u) << "tenants must not share chunks";
+  EXPECT_EQ(conn_->CachedTokens(prompt, ""), 0u) << "the connector's own salt is another tenant";
+
+  auto warm = conn_->Restore(prompt, "alpha");
+  ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+  EXPECT_EQ(warm->restored_tokens, 3 * kChunk);
+  EXPECT_EQ(warm->computed_tokens, suffix_.size());
+  EXPECT_EQ(warm->decode_seconds, 0.0);
+  ASSERT_TRUE(llama::DecodeTokens(ctx_.get(), suffix_, static_cast<int32_t>(3 * kChunk), 0).ok());
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), Reference(prefix_, suffix_)));
+}
+
+TEST_F(ConnectorTest, AnOffloadBacklogOverItsBoundIsSkippedNotQueued) {
+  Open();
+  // One byte of backlog: the first snapshot is always taken, a second one
+  // while the first still waits is refused.
+  conn_ = Connect(ctx_.get(), {.model_path = TestModelPath(), .max_pending_offload_bytes = 1});
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);
+  ASSERT_TRUE(llama::DecodeTokens(ctx_.get(), prompt, 0, 0).ok());
+  size_t accepted = 0, refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto r = conn_->Offload(prompt, "t" + std::to_string(i));
+    if (r.ok()) ++accepted;
+    else if (r.status().code() == StatusCode::kBusy) ++refused;
+  }
+  conn_->Flush();
+  EXPECT_GE(accepted, 1u);
+  EXPECT_EQ(accepted + refused, 20u);
+  EXPECT_EQ(conn_->Stats().offload_skipped, refused);
+  EXPECT_EQ(conn_->Stats().offload_jobs, accepted);
+}
+
+
+// Snapshot buffers are reused, so that a snapshot does not pay page faults.
+TEST(BlobRecyclerTest, ReusesAKeptBufferThatIsLargeEnoughAndKeepsTheLargest) {
+  llama::BlobRecycler recycler(/*max_kept=*/2);
+  llama::Bytes a = recycler.Take(1000);
+  EXPECT_EQ(a.size(), 1000u);
+  EXPECT_GE(a.capacity(), 1000u);
+  const std::byte* memory = a.data();
+  recycler.Give(std::move(a));
+  llama::Bytes b = recycler.Take(900);
+  EXPECT_EQ(b.data(), memory) << "a kept buffer that is large enough is reused";
+  EXPECT_EQ(b.size(), 900u);
+  llama::Bytes big = recycler.Take(1 << 20);
+  EXPECT_NE(big.data(), memory);
+  recycler.Give(std::move(b));
+  recycler.Give(std::move(big));
+  recycler.Give(llama::Bytes(10));  // a third one: the smallest goes
+  llama::Bytes again = recycler.Take(1000);
+  EXPECT_EQ(again.data(), memory);
+}
+
 
 }  // namespace
 }  // namespace kvpool::testing

@@ -4,7 +4,9 @@
 //   kvpool probe          what the machine offers and what each device does
 //   kvpool config         print the embedded default configuration
 //   kvpool llama          llama.cpp with its prefix KV in the pool (when built with it)
+//   kvpool serve          OpenAI-compatible llama.cpp server, the pool as its prompt cache
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 
 #include "bench_device.h"
@@ -17,6 +19,8 @@
 #include "workload/workload_bench.h"
 #if KVPOOL_HAVE_LLAMA
 #include "llama_cmd.h"
+#include "serve_main.h"
+#include "serve_bench/serve_bench.h"
 #endif
 
 namespace {
@@ -123,13 +127,25 @@ int main(int argc, char** argv) {
   CLI::App* config = app.add_subcommand("config", "print the embedded default configuration");
   config->add_option("--state-dir", state_dir, "state directory to put in it");
 
+  std::vector<std::string> args(argv + 1, argv + argc);
 #if KVPOOL_HAVE_LLAMA
   LlamaCommand llama(app);
+  std::unique_ptr<ServeBenchCommand> serve_bench = AddServeBench(*bench);
+  kvpool::serve::ServeOptions serve;
+  CLI::App* serve_cmd = kvpool::serve::AddServeCommand(app, serve);
+  if (!args.empty() && args[0] == "serve") args = kvpool::serve::LlamaServerFlagAliases(args);
 #endif
 
-  CLI11_PARSE(app, argc, argv);
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
 #if KVPOOL_HAVE_LLAMA
   if (llama.Parsed()) return llama.Run();
+  if (serve_bench->Parsed()) return serve_bench->Run();
+  if (serve_cmd->parsed()) return kvpool::serve::RunServe(serve);
 #endif
   if (bench_device->parsed()) return RunDeviceBench(device_bench);
   if (bench_reopen->parsed()) return RunBenchReopen(reopen_bench);

@@ -1,4 +1,5 @@
 // Connector: restore the cached prefix, decode the rest, offload new chunks.
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -23,20 +24,36 @@ double Since(Clock::time_point t) {
 class Connector::Impl {
  public:
   Impl(llama_context* ctx, Pool& pool, ConnectorOptions options, StateFormat format,
-       ModelShape shape, Namespace ns)
+       ModelShape shape, uint64_t fingerprint)
       : ctx_(ctx),
         pool_(pool),
         options_(std::move(options)),
         format_(std::move(format)),
         shape_(std::move(shape)),
-        ns_(ns),
+        fingerprint_(fingerprint),
+        ns_(NamespaceFor(options_.tenant_salt)),
         restorer_(ctx, pool, format_, shape_, options_.seq_id),
-        offloader_(pool, shape_, stats_) {
+        offloader_(pool, shape_, stats_, options_.max_pending_offload_bytes, &blobs_) {
     restorer_.Reserve(options_.reserve_tokens / shape_.chunk_tokens);
   }
 
   Result<PrefillResult> Prefill(std::span<const int32_t> tokens);
-  Result<size_t> Offload(std::span<const int32_t> tokens, size_t first, double* snapshot_seconds);
+  // Clears the sequence and restores the longest cached prefix of `tokens`
+  // in namespace `ns`, leaving at least one token; counts it in the stats.
+  Result<PrefillResult> Restore(std::span<const int32_t> tokens, const Namespace& ns,
+                                size_t* restored_chunks);
+  Result<size_t> Offload(std::span<const int32_t> tokens, const Namespace& ns, size_t first,
+                         double* snapshot_seconds);
+  size_t CachedTokens(std::span<const int32_t> tokens, std::string_view salt) const {
+    const uint32_t t = shape_.chunk_tokens;
+    const size_t usable = tokens.empty() ? 0 : (tokens.size() - 1) / t;
+    if (usable == 0) return 0;
+    std::vector<ChunkKey> keys = ChainChunkKeys(NamespaceFor(salt), tokens.first(usable * t), t);
+    return pool_.Lookup(keys) * t;
+  }
+  Namespace NamespaceFor(std::string_view salt) const {
+    return MakeNamespace(fingerprint_, format_, shape_, std::string(salt));
+  }
   void Flush() { offloader_.Flush(); }
   ConnectorStats Stats() const { return stats_.Get(); }
   const ModelShape& shape() const { return shape_; }
@@ -51,8 +68,10 @@ class Connector::Impl {
   const ConnectorOptions options_;
   const StateFormat format_;
   const ModelShape shape_;
+  const uint64_t fingerprint_;
   const Namespace ns_;
   StatsBox stats_;
+  BlobRecycler blobs_;  // snapshot buffers, reused
   Restorer restorer_;
   Offloader offloader_;  // last: joins before the members it uses go away
 };
@@ -72,9 +91,9 @@ void Connector::Impl::Skip(const std::string& why) {
   });
 }
 
-Result<PrefillResult> Connector::Impl::Prefill(std::span<const int32_t> tokens) {
+Result<PrefillResult> Connector::Impl::Restore(std::span<const int32_t> tokens,
+                                               const Namespace& ns, size_t* restored_chunks) {
   if (tokens.empty()) return Status::InvalidArgument("Prefill: empty prompt");
-  const Clock::time_point start = Clock::now();
   const uint32_t t = shape_.chunk_tokens;
   PrefillResult r;
   r.prompt_tokens = tokens.size();
@@ -82,7 +101,7 @@ Result<PrefillResult> Connector::Impl::Prefill(std::span<const int32_t> tokens) 
 
   // At least one token must be decoded to get logits.
   const size_t usable = (tokens.size() - 1) / t;
-  std::vector<ChunkKey> keys = ChainChunkKeys(ns_, tokens.first(usable * t), t);
+  std::vector<ChunkKey> keys = ChainChunkKeys(ns, tokens.first(usable * t), t);
   Clock::time_point t0 = Clock::now();
   r.cached_chunks = usable > 0 ? pool_.Lookup(keys) : 0;
   r.lookup_seconds = Since(t0);
@@ -94,12 +113,6 @@ Result<PrefillResult> Connector::Impl::Prefill(std::span<const int32_t> tokens) 
   }
   r.restored_tokens = restored * t;
   r.computed_tokens = tokens.size() - r.restored_tokens;
-
-  t0 = Clock::now();
-  Status s = DecodeTokens(ctx_, tokens.subspan(r.restored_tokens),
-                          static_cast<int32_t>(r.restored_tokens), options_.seq_id, true);
-  r.decode_seconds = Since(t0);
-  r.ttft_seconds = Since(start);
   stats_.Update([&](ConnectorStats& st) {
     ++st.prefills;
     st.prompt_tokens += r.prompt_tokens;
@@ -109,21 +122,38 @@ Result<PrefillResult> Connector::Impl::Prefill(std::span<const int32_t> tokens) 
     st.computed_tokens += r.computed_tokens;
     st.recomputed_tokens += (r.cached_chunks - restored) * t;
   });
+  *restored_chunks = restored;
+  return r;
+}
+
+Result<PrefillResult> Connector::Impl::Prefill(std::span<const int32_t> tokens) {
+  const Clock::time_point start = Clock::now();
+  size_t restored = 0;
+  KVP_ASSIGN_OR_RETURN(PrefillResult r, Restore(tokens, ns_, &restored));
+  const Clock::time_point t0 = Clock::now();
+  Status s = DecodeTokens(ctx_, tokens.subspan(r.restored_tokens),
+                          static_cast<int32_t>(r.restored_tokens), options_.seq_id, true);
+  r.decode_seconds = Since(t0);
+  r.ttft_seconds = Since(start);
   if (!s.ok()) return s;
   if (options_.offload) {
-    Result<size_t> queued = Offload(tokens, restored, &r.snapshot_seconds);
+    Result<size_t> queued = Offload(tokens, ns_, restored, &r.snapshot_seconds);
     if (queued.ok()) r.offload_chunks = *queued;
   }
   return r;
 }
 
-Result<size_t> Connector::Impl::Offload(std::span<const int32_t> tokens, size_t first,
-                                        double* snapshot_seconds) {
+Result<size_t> Connector::Impl::Offload(std::span<const int32_t> tokens, const Namespace& ns,
+                                        size_t first, double* snapshot_seconds) {
   const uint32_t t = shape_.chunk_tokens;
-  std::vector<ChunkKey> keys = ChainChunkKeys(ns_, tokens, t);
-  if (keys.size() <= first || pool_.Lookup(keys) == keys.size()) return size_t{0};  // nothing new
+  std::vector<ChunkKey> keys = ChainChunkKeys(ns, tokens, t);
+  if (keys.size() <= first) return size_t{0};
+  // Chunks the pool already holds (a prefix) are not copied out again.
+  const size_t held = pool_.Lookup(keys);
+  if (held == keys.size()) return size_t{0};  // nothing new
+  first = std::max(first, held);
   Clock::time_point t0 = Clock::now();
-  Result<Snapshot> snap = TakeSnapshot(ctx_, options_.seq_id);
+  Result<Snapshot> snap = TakeSnapshot(ctx_, options_.seq_id, &blobs_);
   if (snapshot_seconds != nullptr) *snapshot_seconds = Since(t0);
   Status bad;
   if (!snap.ok()) {
@@ -138,9 +168,14 @@ Result<size_t> Connector::Impl::Offload(std::span<const int32_t> tokens, size_t 
     Skip(bad.ToString());
     return bad;
   }
-  stats_.Update([](ConnectorStats& st) { ++st.offload_jobs; });
   const size_t handed_over = keys.size() - first;
-  offloader_.Submit(std::move(*snap), std::move(keys), first);
+  if (!offloader_.Submit(std::move(*snap), std::move(keys), first)) {
+    Status full = Status::Busy("offload backlog over max_pending_offload_bytes (" +
+                               std::to_string(options_.max_pending_offload_bytes) + " B)");
+    Skip(full.ToString());
+    return full;
+  }
+  stats_.Update([](ConnectorStats& st) { ++st.offload_jobs; });
   return handed_over;
 }
 
@@ -179,16 +214,27 @@ Result<std::unique_ptr<Connector>> Connector::Create(llama_context* ctx, Pool& p
     }
     KVP_ASSIGN_OR_RETURN(fp, FingerprintModelFile(options.model_path));
   }
-  Namespace ns = MakeNamespace(fp, format, pool_shape, options.tenant_salt);
   return std::unique_ptr<Connector>(
-      new Connector(std::make_unique<Impl>(ctx, pool, options, std::move(format), pool_shape, ns)));
+      new Connector(std::make_unique<Impl>(ctx, pool, options, std::move(format), pool_shape, fp)));
 }
 
 Result<PrefillResult> Connector::Prefill(std::span<const int32_t> tokens) {
   return impl_->Prefill(tokens);
 }
+Result<PrefillResult> Connector::Restore(std::span<const int32_t> tokens,
+                                        std::string_view tenant_salt) {
+  size_t restored = 0;
+  return impl_->Restore(tokens, impl_->NamespaceFor(tenant_salt), &restored);
+}
+size_t Connector::CachedTokens(std::span<const int32_t> tokens,
+                               std::string_view tenant_salt) const {
+  return impl_->CachedTokens(tokens, tenant_salt);
+}
 Result<size_t> Connector::Offload(std::span<const int32_t> tokens) {
-  return impl_->Offload(tokens, 0, nullptr);
+  return impl_->Offload(tokens, impl_->ns(), 0, nullptr);
+}
+Result<size_t> Connector::Offload(std::span<const int32_t> tokens, std::string_view tenant_salt) {
+  return impl_->Offload(tokens, impl_->NamespaceFor(tenant_salt), 0, nullptr);
 }
 void Connector::Flush() { impl_->Flush(); }
 ConnectorStats Connector::Stats() const { return impl_->Stats(); }

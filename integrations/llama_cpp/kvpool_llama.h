@@ -34,6 +34,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <kvpool/kvpool.h>
@@ -55,6 +56,9 @@ struct ConnectorOptions {
   int32_t seq_id = 0;
   // Store the prompt's new full chunks after each Prefill. Default: true.
   bool offload = true;
+  // Bytes of snapshots queued for the background writer; a snapshot that
+  // would exceed it is not stored (offload_skipped). Default: 0 = unbounded.
+  size_t max_pending_offload_bytes = 0;
   // Allocate and touch, at Create, the restore buffers for this many tokens
   // (about 2 x their KV bytes), so that the first restore does not pay for
   // page faults on fresh memory. Default: 0 = grow on demand (then kept).
@@ -135,6 +139,18 @@ class Connector {
   // Aborted (llama_decode failed). Pool problems are never errors here.
   Result<PrefillResult> Prefill(std::span<const int32_t> tokens);
 
+  // Restore only, for engines that decode the rest themselves (e.g. in a
+  // batch shared with other sequences): clears the sequence, then restores
+  // the longest cached prefix of whole chunks of `tokens`, leaving at least
+  // one token, in the namespace of `tenant_salt` (ConnectorOptions's salt is
+  // not used). The result's computed_tokens are the ones left to decode, at
+  // positions restored_tokens..; decode_seconds and ttft_seconds stay 0.
+  // Errors: InvalidArgument (empty prompt). Pool problems are never errors.
+  Result<PrefillResult> Restore(std::span<const int32_t> tokens, std::string_view tenant_salt);
+  // The tokens Restore(tokens, tenant_salt) would restore if called now (a
+  // multiple of the chunk size; one pool Lookup). Thread-safe.
+  size_t CachedTokens(std::span<const int32_t> tokens, std::string_view tenant_salt) const;
+
   // Stores the full chunks of `tokens`, which the sequence holds at
   // positions 0..n-1 (e.g. after Prefill and generation), in the background:
   // takes a snapshot now (llama_state_seq_get_data), cuts and writes it on the
@@ -143,6 +159,8 @@ class Connector {
   // when the snapshot does not parse, InvalidArgument when the sequence does
   // not hold those tokens in cell order.
   Result<size_t> Offload(std::span<const int32_t> tokens);
+  // The same in the namespace of `tenant_salt`.
+  Result<size_t> Offload(std::span<const int32_t> tokens, std::string_view tenant_salt);
 
   // Blocks until every background offload finished.
   void Flush();

@@ -12,10 +12,38 @@ Bytes::Bytes(size_t n, size_t alignment)
     : data_(static_cast<std::byte*>(
                 ::operator new[](std::max<size_t>(n, 1), std::align_val_t{alignment})),
             Free{alignment}),
-      size_(n) {}
+      size_(n),
+      capacity_(n) {}
 
 void Bytes::Free::operator()(std::byte* p) const {
   ::operator delete[](p, std::align_val_t{alignment});
+}
+
+Bytes BlobRecycler::Take(size_t n) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = kept_.begin(); it != kept_.end(); ++it) {
+      if (it->capacity() < n) continue;
+      Bytes b = std::move(*it);
+      kept_.erase(it);
+      b.Resize(n);
+      return b;
+    }
+  }
+  Bytes b(n + n / 8);
+  b.Resize(n);
+  return b;
+}
+
+void BlobRecycler::Give(Bytes b) {
+  if (b.capacity() == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  kept_.push_back(std::move(b));
+  if (kept_.size() <= max_kept_) return;
+  auto smallest = std::min_element(kept_.begin(), kept_.end(), [](const Bytes& x, const Bytes& y) {
+    return x.capacity() < y.capacity();
+  });
+  kept_.erase(smallest);
 }
 
 uint32_t ModelLayers(const llama_context* ctx) {
@@ -59,11 +87,11 @@ Status DecodeTokens(llama_context* ctx, std::span<const int32_t> tokens, int32_t
   return status;
 }
 
-Result<Snapshot> TakeSnapshot(llama_context* ctx, int32_t seq_id) {
+Result<Snapshot> TakeSnapshot(llama_context* ctx, int32_t seq_id, BlobRecycler* recycler) {
   const size_t size = llama_state_seq_get_size(ctx, seq_id);
   if (size == 0) return Status::Aborted("llama_state_seq_get_size failed");
   Snapshot s;
-  s.blob = Bytes(size);
+  s.blob = recycler != nullptr ? recycler->Take(size) : Bytes(size);
   const size_t written =
       llama_state_seq_get_data(ctx, reinterpret_cast<uint8_t*>(s.blob.data()), size, seq_id);
   if (written != size) {

@@ -9,8 +9,14 @@ size_t StagingStride(const ModelShape& shape) {
   return (shape.SegmentPayloadBytes() + a - 1) / a * a;
 }
 
-Offloader::Offloader(Pool& pool, const ModelShape& shape, StatsBox& stats)
-    : pool_(pool), shape_(shape), stats_(stats), thread_([this] { Run(); }) {}
+Offloader::Offloader(Pool& pool, const ModelShape& shape, StatsBox& stats,
+                     size_t max_pending_bytes, BlobRecycler* recycler)
+    : pool_(pool),
+      shape_(shape),
+      stats_(stats),
+      max_pending_bytes_(max_pending_bytes),
+      recycler_(recycler),
+      thread_([this] { Run(); }) {}
 
 Offloader::~Offloader() {
   {
@@ -21,12 +27,19 @@ Offloader::~Offloader() {
   thread_.join();
 }
 
-void Offloader::Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first) {
+bool Offloader::Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const size_t bytes = snapshot.blob.size();
+    if (max_pending_bytes_ > 0 && pending_bytes_ > 0 &&
+        pending_bytes_ + bytes > max_pending_bytes_) {
+      return false;
+    }
+    pending_bytes_ += bytes;
     queue_.push_back(Job{std::move(snapshot), std::move(keys), first});
   }
   cv_.notify_all();
+  return true;
 }
 
 void Offloader::Flush() {
@@ -42,10 +55,12 @@ void Offloader::Run() {
     Job job = std::move(queue_.front());
     queue_.pop_front();
     busy_ = true;
+    const size_t bytes = job.snapshot.blob.size();
     lock.unlock();
     Store(job);
     job = Job{};
     lock.lock();
+    pending_bytes_ -= bytes;
     busy_ = false;
     cv_.notify_all();
   }
@@ -67,6 +82,7 @@ void Offloader::Store(Job& job) {
                      static_cast<uint32_t>(job.first + c), t, l, base + c * stride);
     }
   }
+  if (recycler_ != nullptr) recycler_->Give(std::move(job.snapshot.blob));
   job.snapshot = Snapshot{};  // the blob is no longer needed
   Result<OffloadHandle> h = pool_.Offload(job.keys, source);
   Result<size_t> stored = h.ok() ? h->Wait() : Result<size_t>(h.status());

@@ -39,14 +39,19 @@ size_t StagingStride(const ModelShape& shape);
 
 class Offloader {
  public:
-  Offloader(Pool& pool, const ModelShape& shape, StatsBox& stats);
+  // `max_pending_bytes`: snapshot bytes queued at most (0 = unbounded).
+  // Blobs of stored snapshots go back to `recycler` when it is not null.
+  Offloader(Pool& pool, const ModelShape& shape, StatsBox& stats, size_t max_pending_bytes = 0,
+            BlobRecycler* recycler = nullptr);
   ~Offloader();  // finishes queued jobs, then joins
   Offloader(const Offloader&) = delete;
   Offloader& operator=(const Offloader&) = delete;
 
   // Stores chunks [first, keys.size()) of `snapshot` (whose cells are at
   // positions 0.. in cell order and number at least keys.size() x chunk_tokens).
-  void Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first);
+  // Returns false, storing nothing, when the snapshot would take the queued
+  // bytes over max_pending_bytes (a snapshot is always taken when none waits).
+  bool Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first);
   // Blocks until every submitted job finished.
   void Flush();
 
@@ -62,6 +67,9 @@ class Offloader {
   Pool& pool_;
   const ModelShape shape_;
   StatsBox& stats_;
+  const size_t max_pending_bytes_;
+  BlobRecycler* const recycler_;
+  size_t pending_bytes_ = 0;  // blobs of queued and running jobs
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
