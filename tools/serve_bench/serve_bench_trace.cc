@@ -4,33 +4,13 @@
 #include <set>
 
 #include "llama/engine.h"
+#include "seeded_rng.h"
 
 namespace kvpool::cli {
 namespace {
 
-uint64_t Mix(uint64_t x) {  // splitmix64 finalizer
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-uint64_t Mix(std::initializer_list<uint64_t> parts) {
-  uint64_t h = 0x6a09e667f3bcc908ull;
-  for (uint64_t p : parts) h = Mix(h ^ Mix(p));
-  return h;
-}
-
-// The same sequence on every platform.
-class ServeTraceRng {
- public:
-  explicit ServeTraceRng(uint64_t seed) : state_(Mix(seed)) {}
-  uint64_t Next() { return state_ = Mix(state_); }
-  double Uniform() { return double(Next() >> 11) / double(1ull << 53); }  // [0, 1)
-
- private:
-  uint64_t state_;
-};
+// Trace values: a salt of this trace's own, then the parts.
+uint64_t Mix(std::initializer_list<uint64_t> parts) { return MixParts(0x6a09e667f3bcc908ull, parts); }
 
 // Document of popularity rank r + 1 is document r.
 uint32_t ZipfDocument(uint32_t documents, double s, double u) {
@@ -62,7 +42,7 @@ std::string Answer(const ServeTraceOptions& o, const ServeTraceRequest& r, uint3
 }  // namespace
 
 std::vector<ServeTraceRequest> MakeServeTrace(const ServeTraceOptions& o) {
-  ServeTraceRng rng(o.seed);
+  SeededRng rng(o.seed);
   std::vector<OpenSession> open;
   std::set<uint32_t> visited;
   std::vector<ServeTraceRequest> trace;

@@ -4,33 +4,13 @@
 #include <unordered_set>
 
 #include "../bench_util.h"
+#include "../seeded_rng.h"
 
 namespace kvpool::cli {
 namespace {
 
-uint64_t Mix(uint64_t x) {  // splitmix64 finalizer
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-uint64_t Mix(std::initializer_list<uint64_t> parts) {
-  uint64_t h = 0x243f6a8885a308d3ull;
-  for (uint64_t p : parts) h = Mix(h ^ Mix(p));
-  return h;
-}
-
-// A small deterministic generator: the same trace on every platform.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(Mix(seed)) {}
-  uint64_t Next() { return state_ = Mix(state_); }
-  double Uniform() { return double(Next() >> 11) / double(1ull << 53); }  // [0, 1)
-
- private:
-  uint64_t state_;
-};
+// Trace values: a salt of this trace's own, then the parts.
+uint64_t Mix(std::initializer_list<uint64_t> parts) { return MixParts(0x243f6a8885a308d3ull, parts); }
 
 // Cumulative Zipf weights over document ranks 1..n.
 std::vector<double> ZipfCdf(uint32_t n, double s) {
@@ -50,7 +30,7 @@ uint32_t Sample(const std::vector<double>& cdf, double u) {
 }  // namespace
 
 std::vector<Request> MakeTrace(const TraceOptions& o) {
-  Rng rng(o.seed);
+  SeededRng rng(o.seed);
   std::vector<double> cdf = ZipfCdf(o.documents, o.zipf);
   std::vector<std::vector<uint32_t>> turns_done(o.documents);  // per doc, per session
   std::vector<Request> trace;
