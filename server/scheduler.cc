@@ -39,8 +39,12 @@ class Scheduler::Impl {
 
  private:
   void Loop();
-  // Moves queued jobs into idle slots; false when none can start.
+  // Moves queued jobs into idle slots while there are both; jobs whose
+  // client went away are ended on the way.
   void Admit(std::unique_lock<std::mutex>& lock);
+  bool AnyIdleSlot() const {
+    return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.idle(); });
+  }
   Slot& ChooseSlot(const Job& job);
   void Start(Slot& slot, Job job);
   // One llama_decode over every active slot; false when no slot has work.
@@ -179,20 +183,16 @@ void Scheduler::Impl::Loop() {
 
 void Scheduler::Impl::Admit(std::unique_lock<std::mutex>& lock) {
   while (!queue_.empty() && !stopping_) {
+    const bool cancelled = queue_.front().stream->cancelled();
+    if (!cancelled && !AnyIdleSlot()) return;
     Job job = std::move(queue_.front());
     queue_.pop_front();
     stats_.queued = queue_.size();
-    if (job.stream->cancelled()) {
+    if (cancelled) {
       ++stats_.cancelled;
       job.stream->Push({GenerationEvent::Kind::kError, "", "", {},
                         Status::Aborted("the client closed the connection")});
       continue;
-    }
-    const bool any_idle = std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.idle(); });
-    if (!any_idle) {
-      queue_.push_front(std::move(job));
-      stats_.queued = queue_.size();
-      return;
     }
     lock.unlock();
     Slot& slot = ChooseSlot(job);
@@ -254,19 +254,19 @@ void Scheduler::Impl::Start(Slot& slot, Job job) {
 
 bool Scheduler::Impl::Step() {
   batch_.n_tokens = 0;
-  size_t budget = options_.n_batch;
+  size_t generating = 0;
   for (Slot& s : slots_) {  // generating slots: one token each, first
-    if (s.state() == Slot::State::kGenerating) budget -= s.AddToBatch(batch_, 1);
+    if (s.state() == Slot::State::kGenerating) generating += s.AddToBatch(batch_, 1);
   }
+  size_t prompt_tokens = 0;
   const size_t n = slots_.size();
   for (size_t k = 0; k < n; ++k) {  // prefill: the rest, rotating who goes first
     Slot& s = slots_[(round_robin_ + k) % n];
-    if (s.state() == Slot::State::kPrefill) budget -= s.AddToBatch(batch_, budget);
-    else if (s.state() == Slot::State::kIdle) s.AddToBatch(batch_, 0);
+    if (s.state() != Slot::State::kPrefill) continue;
+    prompt_tokens += s.AddToBatch(batch_, options_.n_batch - generating - prompt_tokens);
   }
   ++round_robin_;
   if (batch_.n_tokens == 0) return false;
-  const size_t prompt_tokens = options_.n_batch - budget;
   const int32_t rc = llama_decode(ctx_, batch_);
   if (rc != 0) {
     const Status error = Status::Aborted("llama_decode failed (" + std::to_string(rc) + ")");
@@ -279,17 +279,14 @@ bool Scheduler::Impl::Step() {
     }
     return true;
   }
-  size_t generated = 0;
-  for (Slot& s : slots_) {
+  for (Slot& s : slots_) {  // idle slots were not in the batch; their index is stale
     if (s.idle() || !s.logits_index()) continue;
-    const bool was_generating = s.state() == Slot::State::kGenerating;
     if (s.SampleAndEmit(ctx_, model_)) Ended(s, false, false);
-    generated += was_generating ? 1 : 0;
   }
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.decode_steps;
-  stats_.decoded_prompt_tokens += prompt_tokens - generated;
-  stats_.generated_tokens += generated;
+  stats_.decoded_prompt_tokens += prompt_tokens;
+  stats_.generated_tokens += generating;
   return true;
 }
 

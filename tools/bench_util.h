@@ -14,6 +14,9 @@ namespace kvpool::cli {
 // Fills `n` bytes deterministically from `seed` (fast xorshift).
 void FillPattern(std::byte* data, size_t n, uint64_t seed);
 
+// num / den for reports' ratios: 0 when den is not positive (nothing measured).
+inline double Div(double num, double den) { return den > 0 ? num / den : 0; }
+
 double Median(std::vector<double> v);
 double Percentile(std::vector<double> v, double p);  // p in [0, 100]
 

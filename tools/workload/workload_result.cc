@@ -12,7 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-double Div(double num, double den) { return den > 0 ? num / den : 0; }
 std::string Ratio(double num, double den) { return den > 0 ? Fixed(num / den, 2) + "x" : "-"; }
 std::string Pct(double f) { return Fixed(100 * f, 1) + "%"; }
 std::string MiB(uint64_t b) { return Fixed(double(b) / double(1ull << 20), 1); }
