@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   fio gnuplot-nox
   clang libclang-rt-14-dev
+  python3-dev pybind11-dev python3-numpy
 )
 
 missing=()

@@ -13,12 +13,13 @@
 
 #include <kvpool/pool.h>
 
+#include "metrics/prometheus.h"
 #include "scheduler.h"
 
 namespace kvpool::serve {
 
 // The content type of PrometheusText's output.
-inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr const char* kPrometheusContentType = metrics::kPrometheusContentType;
 
 // `pool` may be null (no pool families then).
 std::string PrometheusText(const SchedulerStats& s, const PoolStats* pool);

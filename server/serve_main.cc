@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <thread>
 
+#include <kvpool/client.h>
 #include <kvpool/kvpool.h>
 
 #include "http_server.h"
@@ -109,6 +110,24 @@ Result<std::unique_ptr<Pool>> OpenPool(PoolOptions po) {
   return Pool::Open(po);
 }
 
+// The pool of a kvpoold, when its model shape is this model's.
+Result<std::unique_ptr<Pool>> ConnectDaemonPool(const ServeOptions& o, const ModelShape& shape) {
+  ClientOptions co;
+  co.address = o.pool_address;
+  co.tenant = o.pool_tenant;
+  KVP_ASSIGN_OR_RETURN(auto pool, ClientPool::Connect(co));
+  const ModelShape& have = pool->options().shape;
+  if (have.Fingerprint() != shape.Fingerprint()) {
+    return Status::InvalidArgument(
+        "--pool " + o.pool_address + ": the daemon's pool holds another KV shape (layers " +
+        std::to_string(have.layers) + ", segment " + std::to_string(have.SegmentPayloadBytes()) +
+        " bytes); this model needs [model] layers = " + std::to_string(shape.layers) + ", kv_heads = " +
+        std::to_string(shape.kv_heads) + ", head_dim = " + std::to_string(shape.head_dim) + ", dtype_bytes = " +
+        std::to_string(shape.dtype_bytes) + ", chunk_tokens = " + std::to_string(shape.chunk_tokens));
+  }
+  return std::unique_ptr<Pool>(std::move(pool));
+}
+
 Status ReadKeyFile(const std::string& path, std::vector<std::string>* keys) {
   std::ifstream in(path);
   if (!in) return Status::IOError("--api-key-file '" + path + "': cannot read it");
@@ -144,14 +163,26 @@ sigset_t BlockStopSignals() {
 int Serve(const ServeOptions& o, const sigset_t& stop_signals) {
   Result<std::unique_ptr<ServeModel>> model = ServeModel::Load(o.model, o.alias);
   if (!model.ok()) return Fail(model.status());
+  if (o.print_kv_shape) {
+    Result<ModelShape> shape = ShapeOf(**model, o.chunk_tokens);
+    if (!shape.ok()) return Fail(shape.status());
+    std::printf("[model]\nlayers = %u\nkv_heads = %u\nhead_dim = %u\ndtype_bytes = %u\nchunk_tokens = %u\n",
+                shape->layers, shape->kv_heads, shape->head_dim, shape->dtype_bytes, shape->chunk_tokens);
+    return 0;
+  }
   std::unique_ptr<Pool> pool;
   SchedulerOptions so;
   if (!o.no_cache) {
     Result<ModelShape> shape = ShapeOf(**model, o.chunk_tokens);
     if (!shape.ok()) return Fail(shape.status());
-    Result<PoolOptions> po = PoolOptionsFor(o, *shape);
-    if (!po.ok()) return Fail(po.status());
-    Result<std::unique_ptr<Pool>> opened = OpenPool(*po);
+    Result<std::unique_ptr<Pool>> opened = Status::Aborted("no pool");
+    if (!o.pool_address.empty()) {
+      opened = ConnectDaemonPool(o, *shape);
+    } else {
+      Result<PoolOptions> po = PoolOptionsFor(o, *shape);
+      if (!po.ok()) return Fail(po.status());
+      opened = OpenPool(*po);
+    }
     if (!opened.ok()) return Fail(opened.status());
     pool = std::move(*opened);
     Result<uint64_t> fp = llama::FingerprintModelFile(o.model);
@@ -239,7 +270,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& o) {
   c->add_option("--config", o.config, "pool devices (TOML, docs/configuration.md) instead of --cache-dir/--cache-disk");
   c->add_option("--chunk-tokens", o.chunk_tokens, "tokens per cached chunk")->check(CLI::Range(16, 4096))->capture_default_str();
   c->add_option("--max-offload-mib", o.max_offload_mib, "KV snapshots waiting to be stored, MiB")->capture_default_str();
+  c->add_option("--pool", o.pool_address, "use the shared pool of a kvpoold (unix:PATH) instead of an own one");
+  c->add_option("--pool-tenant", o.pool_tenant, "the kvpoold tenant to use")->capture_default_str();
   c->add_flag("--no-cache", o.no_cache, "no prompt cache beyond the slots' own KV");
+  c->add_flag("--print-kv-shape", o.print_kv_shape, "print the [model] table of a kvpoold pool for this model, then exit");
   return c;
 }
 

@@ -34,11 +34,18 @@ struct ServeOptions {
   std::string cache_dir = ".kvpool/serve-cache";
   uint64_t cache_disk_mib = 8192;
   std::string config;       // --config pool.toml
+  // --pool unix:PATH: the shared pool of a kvpoold instead of an own one;
+  // --pool-tenant names the daemon's tenant (docs/daemon.md).
+  std::string pool_address;
+  std::string pool_tenant = "default";
   // Tokens per cached chunk: a hit recomputes at most chunk_tokens - 1 of
   // the prompt it reuses; smaller chunks mean more, smaller segments.
   uint32_t chunk_tokens = 64;
   uint64_t max_offload_mib = 1024;  // --max-offload-mib: KV snapshots waiting to be stored
   bool no_cache = false;    // --no-cache: slots' own KV only
+  // --print-kv-shape: print the [model] table a kvpoold pool needs for this
+  // model (and --chunk-tokens), then exit.
+  bool print_kv_shape = false;
 };
 
 // llama-server's multi-letter short flags (-np, -ub), which CLI11 cannot

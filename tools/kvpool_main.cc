@@ -3,12 +3,14 @@
 //   kvpool bench device   extent device vs file-per-chunk vs fio, cold reads
 //   kvpool probe          what the machine offers and what each device does
 //   kvpool config         print the embedded default configuration
+//   kvpool stat           live per-device and per-tenant stats of a kvpoold
 //   kvpool llama          llama.cpp with its prefix KV in the pool (when built with it)
 //   kvpool serve          OpenAI-compatible llama.cpp server, the pool as its prompt cache
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 
+#include "bench_daemon.h"
 #include "bench_device.h"
 #include "bench_pool.h"
 #include "bench_reopen.h"
@@ -16,6 +18,7 @@
 #include "config.h"
 #include "default_config.h"
 #include "probe.h"
+#include "stat_cmd.h"
 #include "workload/workload_bench.h"
 #if KVPOOL_HAVE_LLAMA
 #include "llama_cmd.h"
@@ -101,6 +104,11 @@ int main(int argc, char** argv) {
   bench_device->add_flag("--keep", device_bench.keep, "keep the data files");
   bench_device->add_option("--json", device_bench.json, "write results as JSON to this file");
 
+  DaemonBenchOptions daemon_bench;
+  CLI::App* bench_daemon =
+      bench->add_subcommand("daemon", "the same retrieval in-process and through kvpoold, side by side");
+  AddDaemonBenchOptions(*bench_daemon, daemon_bench);
+
   LongDocOptions longdoc;
   std::vector<std::string> contexts;
   CLI::App* bench_longdoc = bench->add_subcommand("longdoc", "long-context TTFT: kvpool vs baselines");
@@ -127,6 +135,12 @@ int main(int argc, char** argv) {
   CLI::App* config = app.add_subcommand("config", "print the embedded default configuration");
   config->add_option("--state-dir", state_dir, "state directory to put in it");
 
+  StatOptions stat;
+  CLI::App* stat_cmd = app.add_subcommand("stat", "live per-device and per-tenant stats of a kvpoold");
+  stat_cmd->add_option("--socket", stat.socket, "kvpoold's socket")->capture_default_str();
+  stat_cmd->add_flag("--json", stat.json, "print the daemon's JSON");
+  stat_cmd->add_option("--timeout-ms", stat.timeout_ms, "longest wait for the daemon")->check(CLI::Range(1, 600000));
+
   std::vector<std::string> args(argv + 1, argv + argc);
 #if KVPOOL_HAVE_LLAMA
   LlamaCommand llama(app);
@@ -148,6 +162,7 @@ int main(int argc, char** argv) {
   if (serve_cmd->parsed()) return kvpool::serve::RunServe(serve);
 #endif
   if (bench_device->parsed()) return RunDeviceBench(device_bench);
+  if (bench_daemon->parsed()) return RunDaemonBench(daemon_bench);
   if (bench_reopen->parsed()) return RunBenchReopen(reopen_bench);
   if (bench_longdoc->parsed()) {
     if (!contexts.empty()) {
@@ -166,6 +181,7 @@ int main(int argc, char** argv) {
   if (bench_workload->parsed()) return RunWorkloadBench(workload);
   if (bench->parsed()) return RunPoolBench(pool_bench);
   if (probe_cmd->parsed()) return RunProbe(probe);
+  if (stat_cmd->parsed()) return RunStat(stat);
   if (config->parsed()) {
     std::fputs(DefaultConfigToml(state_dir).c_str(), stdout);
     return 0;

@@ -126,6 +126,9 @@ struct PoolOptions {
 // Parses TOML text; `origin` names the source in errors (a path, "<default>").
 // Unknown keys are errors, so a typo never silently becomes a default.
 Result<PoolOptions> ParsePoolOptions(std::string_view toml_text, std::string_view origin);
+// A byte size: digits (a fraction allowed) and an optional unit B, KiB, MiB,
+// GiB or TiB ("512MiB", "1.5 GiB"). InvalidArgument quoting the text.
+Result<uint64_t> ParseByteSize(std::string_view text);
 // Reads and parses a TOML file; errors name the path.
 Result<PoolOptions> LoadPoolOptions(const std::string& path);
 

@@ -53,14 +53,14 @@ using ConstKvBuffer = KvBufferT<const std::byte>;
 using LayerReadyFn = std::function<void(uint32_t layer, size_t valid_chunks)>;
 
 namespace internal {
-struct RetrieveState;
-struct OffloadState;
+class RetrieveCompletion;
+class OffloadCompletion;
 }  // namespace internal
 
 class RetrieveHandle {
  public:
   RetrieveHandle() = default;
-  explicit RetrieveHandle(std::shared_ptr<internal::RetrieveState> state);
+  explicit RetrieveHandle(std::shared_ptr<internal::RetrieveCompletion> state);
   // Blocks until every read finished. Returns the number of leading chunks
   // delivered byte-exact to the destination; chunks past it are a miss and
   // their destination bytes are unspecified.
@@ -75,13 +75,13 @@ class RetrieveHandle {
   Status error() const;
 
  private:
-  std::shared_ptr<internal::RetrieveState> state_;
+  std::shared_ptr<internal::RetrieveCompletion> state_;
 };
 
 class OffloadHandle {
  public:
   OffloadHandle() = default;
-  explicit OffloadHandle(std::shared_ptr<internal::OffloadState> state);
+  explicit OffloadHandle(std::shared_ptr<internal::OffloadCompletion> state);
   // Blocks until every segment of the request is written or failed. Returns
   // the number of chunks newly stored (chunks already present are skipped).
   // Errors: NoSpace when nothing fit, IOError when a device failed.
@@ -89,7 +89,7 @@ class OffloadHandle {
   bool Done() const;
 
  private:
-  std::shared_ptr<internal::OffloadState> state_;
+  std::shared_ptr<internal::OffloadCompletion> state_;
 };
 
 struct DeviceStats {
@@ -194,6 +194,13 @@ class Pool {
   virtual void Flush() = 0;
 
   virtual PoolStats Stats() const = 0;
+
+  // Measures again the read bandwidth of every device whose bandwidth is not
+  // configured (the probe cache in state_dir is bypassed, then updated) and
+  // places and plans with the new values. REQUIRES: no Retrieve or Offload
+  // in flight: the probe's reads would be timed together with theirs.
+  // Unsupported for a pool in kvpoold (the daemon does it on SIGHUP).
+  virtual Status ReprobeBandwidths() = 0;
 
  protected:
   Pool() = default;

@@ -72,39 +72,13 @@ class TableReader {
   std::set<std::string> seen_;
 };
 
-Result<uint64_t> ParseSize(const std::string& text) {
-  size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-  // std::stod would throw on "." and stop silently inside "1.2.3": parse
-  // the number with strtod and require it to use every digit and dot.
-  const std::string number = text.substr(0, i);
-  char* end = nullptr;
-  double value = std::strtod(number.c_str(), &end);
-  if (i == 0 || end != number.c_str() + number.size()) {
-    return Status::InvalidArgument("'" + text + "' is not a size");
-  }
-  std::string unit = text.substr(i);
-  unit.erase(0, unit.find_first_not_of(' '));
-  static const std::pair<const char*, double> kUnits[] = {
-      {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
-      {"TiB", 1099511627776.0}};
-  for (const auto& [name, mult] : kUnits) {
-    if (unit != name) continue;
-    if (!(value * mult < 18446744073709551616.0)) {  // 2^64: the cast would be undefined
-      return Status::InvalidArgument("'" + text + "' is too large");
-    }
-    return static_cast<uint64_t>(value * mult);
-  }
-  return Status::InvalidArgument("'" + text + "' has an unknown unit (use B, KiB, MiB, GiB, TiB)");
-}
-
 Status TableReader::GetBytes(const char* key, uint64_t* out) {
   seen_.insert(key);
   const toml::node* node = table_.get(key);
   if (node == nullptr) return Status::OK();
   if (auto v = node->value_exact<int64_t>(); v && *v >= 0) return *out = *v, Status::OK();
   if (auto s = node->value_exact<std::string>()) {
-    auto r = ParseSize(*s);
+    auto r = ParseByteSize(*s);
     if (!r.ok()) return Status::InvalidArgument(Name(key) + ": " + r.status().message());
     *out = *r;
     return Status::OK();
@@ -215,6 +189,33 @@ Status ReadPool(const toml::table& root, PoolOptions* o) {
 }
 
 }  // namespace
+
+Result<uint64_t> ParseByteSize(std::string_view text_view) {
+  const std::string text(text_view);
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  // std::stod would throw on "." and stop silently inside "1.2.3": parse
+  // the number with strtod and require it to use every digit and dot.
+  const std::string number = text.substr(0, i);
+  char* end = nullptr;
+  double value = std::strtod(number.c_str(), &end);
+  if (i == 0 || end != number.c_str() + number.size()) {
+    return Status::InvalidArgument("'" + text + "' is not a size");
+  }
+  std::string unit = text.substr(i);
+  unit.erase(0, unit.find_first_not_of(' '));
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
+      {"TiB", 1099511627776.0}};
+  for (const auto& [name, mult] : kUnits) {
+    if (unit != name) continue;
+    if (!(value * mult < 18446744073709551616.0)) {  // 2^64: the cast would be undefined
+      return Status::InvalidArgument("'" + text + "' is too large");
+    }
+    return static_cast<uint64_t>(value * mult);
+  }
+  return Status::InvalidArgument("'" + text + "' has an unknown unit (use B, KiB, MiB, GiB, TiB)");
+}
 
 Result<PoolOptions> ParsePoolOptions(std::string_view toml_text, std::string_view origin) {
   PoolOptions options;

@@ -346,11 +346,11 @@ Result<ProbeResult> MeasureBandwidth(DeviceRunner& runner, uint32_t payload, uin
 }
 
 Status ProbeBandwidths(std::vector<std::unique_ptr<DeviceRunner>>& runners,
-                       const PoolOptions& options, const Glt* recovered) {
+                       const PoolOptions& options, const Glt* recovered, bool use_cache) {
   const uint32_t payload = static_cast<uint32_t>(options.shape.SegmentPayloadBytes());
   std::string cache_path;
   if (!options.state_dir.empty()) cache_path = options.state_dir + "/probe-cache.json";
-  nlohmann::json cache = cache_path.empty() ? nlohmann::json::object() : ReadCache(cache_path);
+  nlohmann::json cache = cache_path.empty() || !use_cache ? nlohmann::json::object() : ReadCache(cache_path);
 
   // Groups of the devices to probe (configured ones take their value).
   std::map<std::string, std::vector<size_t>> groups;

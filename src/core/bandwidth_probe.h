@@ -41,8 +41,10 @@ inline constexpr double kDefaultProbeGibps = 0.25;
 // are what a device without room for probe data reads instead. Errors only
 // for what is not the probe's (none today): a failed probe falls back to
 // kDefaultProbeGibps with a warning.
+// `use_cache` false measures every device again and rewrites the cache.
 Status ProbeBandwidths(std::vector<std::unique_ptr<DeviceRunner>>& runners,
-                       const PoolOptions& options, const Glt* recovered = nullptr);
+                       const PoolOptions& options, const Glt* recovered = nullptr,
+                       bool use_cache = true);
 
 // The bottleneck a device shares with others: "mem:node<k>" for a DRAM region
 // bound to NUMA node k, "mem" for an unbound one, "disk:<major>:<minor>" for

@@ -33,7 +33,7 @@ void OffloadState::OnIoComplete(SegmentIo& io) {
   } else {
     chunk.failed.store(true, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(mu);
-    if (error.ok()) error = io.status;
+    if (first_error.ok()) first_error = io.status;
   }
   pool->ReleaseWriteBudget(1);
   if (chunk.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) FinishChunk(chunk);
@@ -60,39 +60,45 @@ void OffloadState::FinishChunk(Chunk& chunk) {
 
 void OffloadState::Complete() {
   std::shared_ptr<OffloadState> self;
+  // Counted before the waiters wake, so Stats() after Wait() includes it.
+  pool->counters().offloaded_chunks.fetch_add(stored.load(), std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;
     self = std::move(keep_alive);
   }
   cv.notify_all();
-  pool->counters().offloaded_chunks.fetch_add(stored.load(), std::memory_order_relaxed);
   pool->RequestEnd();
+}
+
+Result<size_t> OffloadState::Wait() {
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  size_t n = stored.load();
+  if (!first_error.ok() && n == 0) return first_error;
+  if (n == 0 && rejected > 0) {
+    return Status::NoSpace(std::to_string(rejected) +
+                           " chunks found no room on any device, even after eviction");
+  }
+  return n;
+}
+
+bool OffloadState::Done() const {
+  std::lock_guard<std::mutex> lock(mu);
+  return done;
 }
 
 }  // namespace internal
 
-OffloadHandle::OffloadHandle(std::shared_ptr<internal::OffloadState> state)
+OffloadHandle::OffloadHandle(std::shared_ptr<internal::OffloadCompletion> state)
     : state_(std::move(state)) {}
 
 Result<size_t> OffloadHandle::Wait() {
   if (!state_) return Status::InvalidArgument("Wait on an empty OffloadHandle");
-  std::unique_lock<std::mutex> lock(state_->mu);
-  state_->cv.wait(lock, [&] { return state_->done; });
-  size_t stored = state_->stored.load();
-  if (!state_->error.ok() && stored == 0) return state_->error;
-  if (stored == 0 && state_->rejected > 0) {
-    return Status::NoSpace(std::to_string(state_->rejected) +
-                           " chunks found no room on any device, even after eviction");
-  }
-  return stored;
+  return state_->Wait();
 }
 
-bool OffloadHandle::Done() const {
-  if (!state_) return true;
-  std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->done;
-}
+bool OffloadHandle::Done() const { return !state_ || state_->Done(); }
 
 // Builds the write ops of one offload and hands them to the devices under
 // the pool's write budget.

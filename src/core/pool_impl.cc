@@ -81,6 +81,11 @@ void PoolImpl::RequestEnd() {
   if (--active_requests_ == 0) requests_cv_.notify_all();
 }
 
+Status PoolImpl::ReprobeBandwidths() {
+  Flush();
+  return ProbeBandwidths(runners_, options_, &glt_, /*use_cache=*/false);
+}
+
 void PoolImpl::Flush() {
   std::unique_lock<std::mutex> lock(requests_mu_);
   requests_cv_.wait(lock, [&] { return active_requests_ == 0; });

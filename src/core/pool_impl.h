@@ -52,6 +52,7 @@ class PoolImpl final : public Pool, public SlotReleaser {
   size_t Remove(std::span<const ChunkKey> keys) override;
   void Flush() override;
   PoolStats Stats() const override;
+  Status ReprobeBandwidths() override;
 
   // SlotReleaser: called when the last reference to a record goes away.
   void ReleaseSegments(const SegmentLoc* segments, uint32_t count) override;

@@ -14,6 +14,7 @@
 
 #include <kvpool/pool.h>
 
+#include "core/completion.h"
 #include "core/glt.h"
 #include "core/hot_set.h"
 #include "tier/device.h"
@@ -48,7 +49,7 @@ Status CheckKvBuffer(const KvBufferT<Byte>& b, const char* name, size_t keys, ui
   return Status::OK();
 }
 
-struct RetrieveState final : public IoOwner {
+struct RetrieveState final : public IoOwner, public RetrieveCompletion {
   // Reads chunks [first, first + chunks) of the records' prefix.
   RetrieveState(PoolImpl* pool, size_t first, size_t chunks, uint32_t layers,
                 LayerReadyFn on_layer);
@@ -69,6 +70,11 @@ struct RetrieveState final : public IoOwner {
   void Complete();
   // For a request with no chunk to read: announces every layer with `valid`.
   void CompleteEmpty(size_t valid);
+
+  Result<size_t> Wait() override;
+  bool Done() const override;
+  double ElapsedSeconds() const override;
+  Status error() const override;
 
   PoolImpl* pool;
   const size_t first;   // chunks the caller already holds
@@ -92,15 +98,15 @@ struct RetrieveState final : public IoOwner {
 
   std::mutex announce_mu;    // serializes layer callbacks
   uint32_t next_layer = 0;  // guarded by announce_mu
-  std::mutex mu;            // never held while a callback runs
+  mutable std::mutex mu;    // never held while a callback runs
   std::condition_variable cv;
   bool done = false;        // guarded by mu
   size_t valid = 0;         // guarded by mu
-  Status error;             // guarded by mu: first I/O or checksum error
+  Status first_error;       // guarded by mu: first I/O or checksum error
   double elapsed = 0;       // guarded by mu
 };
 
-struct OffloadState final : public IoOwner {
+struct OffloadState final : public IoOwner, public OffloadCompletion {
   struct Chunk {
     ChunkRef record;
     CopyRef copy;  // its new DRAM copy, or null
@@ -113,6 +119,9 @@ struct OffloadState final : public IoOwner {
   void FinishChunk(Chunk& chunk);
   // Marks the request done; `pool_request_open` says whether RequestEnd is due.
   void Complete();
+
+  Result<size_t> Wait() override;
+  bool Done() const override;
 
   PoolImpl* pool;
   uint32_t layers = 0;
@@ -127,10 +136,10 @@ struct OffloadState final : public IoOwner {
   size_t rejected = 0;  // chunks that found no room
   std::shared_ptr<OffloadState> keep_alive;
 
-  std::mutex mu;
+  mutable std::mutex mu;
   std::condition_variable cv;
   bool done = false;  // guarded by mu
-  Status error;       // guarded by mu
+  Status first_error;  // guarded by mu
 };
 
 }  // namespace kvpool::internal

@@ -43,7 +43,7 @@ void RetrieveState::OnIoComplete(SegmentIo& io) {
       ops_remaining.fetch_sub(1, std::memory_order_acq_rel);  // never the last: this op is left
     }
     std::lock_guard<std::mutex> lock(mu);
-    if (error.ok()) error = io.status;
+    if (first_error.ok()) first_error = io.status;
   }
   if (layer_remaining[layer].fetch_sub(1, std::memory_order_acq_rel) == 1) AnnounceLayers();
   // Last access to the state by this thread unless it is the last op: every
@@ -131,36 +131,42 @@ void RetrieveState::CompleteEmpty(size_t present) {
   valid = present;
 }
 
+Result<size_t> RetrieveState::Wait() {
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  return valid;
+}
+
+bool RetrieveState::Done() const {
+  std::lock_guard<std::mutex> lock(mu);
+  return done;
+}
+
+double RetrieveState::ElapsedSeconds() const {
+  std::lock_guard<std::mutex> lock(mu);
+  return elapsed;
+}
+
+Status RetrieveState::error() const {
+  std::lock_guard<std::mutex> lock(mu);
+  return first_error;
+}
+
 }  // namespace internal
 
-RetrieveHandle::RetrieveHandle(std::shared_ptr<internal::RetrieveState> state)
+RetrieveHandle::RetrieveHandle(std::shared_ptr<internal::RetrieveCompletion> state)
     : state_(std::move(state)) {}
 
 Result<size_t> RetrieveHandle::Wait() {
   if (!state_) return Status::InvalidArgument("Wait on an empty RetrieveHandle");
-  std::unique_lock<std::mutex> lock(state_->mu);
-  state_->cv.wait(lock, [&] { return state_->done; });
-  return state_->valid;
+  return state_->Wait();
 }
 
-bool RetrieveHandle::Done() const {
-  if (!state_) return true;
-  std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->done;
-}
+bool RetrieveHandle::Done() const { return !state_ || state_->Done(); }
 
-double RetrieveHandle::ElapsedSeconds() const {
-  if (!state_) return 0;
-  std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->elapsed;
-}
+double RetrieveHandle::ElapsedSeconds() const { return state_ ? state_->ElapsedSeconds() : 0; }
 
-Status RetrieveHandle::error() const {
-  if (!state_) return Status::OK();
-  std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->error;
-}
-
+Status RetrieveHandle::error() const { return state_ ? state_->error() : Status::OK(); }
 
 std::vector<DeviceLoad> PoolImpl::PlanLoads() const {
   std::vector<DeviceLoad> loads;
