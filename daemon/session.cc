@@ -139,11 +139,7 @@ KvBufferT<Byte> Session::BufferOf(const ipc::RegionSpan& span) const {
 Status Session::OnRetrieve(const ipc::ReceivedFrame& f) {
   KVP_ASSIGN_OR_RETURN(ipc::Retrieve m, ipc::DecodeRetrieve(f.body));
   KVP_RETURN_IF_ERROR(CheckSpan(m.span));
-  InFlight op;
-  op.request_id = f.header.request_id;
-  op.pool_keys = tenant_->PoolKeys(m.span.keys);
-  op.first = static_cast<size_t>(m.span.first_chunk);
-  op.bytes_per_chunk = uint64_t{daemon_.pool().options().shape.layers} * daemon_.pool().options().shape.SegmentPayloadBytes();
+  InFlight op = NewOp(f, m.span);
   LayerReadyFn events;
   if (m.layer_events) {
     const uint64_t id = op.request_id;
@@ -158,22 +154,32 @@ Status Session::OnRetrieve(const ipc::ReceivedFrame& f) {
     return handle.status();
   }
   op.handle = std::move(*handle);
+  Track(std::move(op));
+  return Status::OK();
+}
+
+Session::InFlight Session::NewOp(const ipc::ReceivedFrame& f, const ipc::RegionSpan& span) const {
+  const ModelShape& shape = daemon_.pool().options().shape;
+  InFlight op;
+  op.request_id = f.header.request_id;
+  op.pool_keys = tenant_->PoolKeys(span.keys);
+  op.first = static_cast<size_t>(span.first_chunk);
+  op.bytes_per_chunk = uint64_t{shape.layers} * shape.SegmentPayloadBytes();
+  return op;
+}
+
+void Session::Track(InFlight op) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     inflight_.push_back(std::move(op));
   }
   cv_.notify_all();
-  return Status::OK();
 }
 
 Status Session::OnOffload(const ipc::ReceivedFrame& f) {
   KVP_ASSIGN_OR_RETURN(ipc::RegionSpan m, ipc::DecodeOffload(f.body));
   KVP_RETURN_IF_ERROR(CheckSpan(m));
-  InFlight op;
-  op.request_id = f.header.request_id;
-  op.pool_keys = tenant_->PoolKeys(m.keys);
-  op.first = static_cast<size_t>(m.first_chunk);
-  op.bytes_per_chunk = uint64_t{daemon_.pool().options().shape.layers} * daemon_.pool().options().shape.SegmentPayloadBytes();
+  InFlight op = NewOp(f, m);
   const size_t end = tenant_->AdmitOffload(daemon_.pool(), op.pool_keys, op.first);
   if (end == op.first && op.first < op.pool_keys.size()) {
     return Status::NoSpace("tenant '" + tenant_->name() + "' quota of " +
@@ -188,11 +194,7 @@ Status Session::OnOffload(const ipc::ReceivedFrame& f) {
     return handle.status();
   }
   op.handle = std::move(*handle);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    inflight_.push_back(std::move(op));
-  }
-  cv_.notify_all();
+  Track(std::move(op));
   return Status::OK();
 }
 

@@ -70,6 +70,9 @@ class Session {
   Status OnFlush(const ipc::ReceivedFrame& f);
   Status OnStats(const ipc::ReceivedFrame& f);
 
+  // A request on its way to the pool; Track hands it to the completer.
+  InFlight NewOp(const ipc::ReceivedFrame& f, const ipc::RegionSpan& span) const;
+  void Track(InFlight op);
   template <typename Byte>
   KvBufferT<Byte> BufferOf(const ipc::RegionSpan& span) const;
   Status CheckSpan(const ipc::RegionSpan& span) const;
