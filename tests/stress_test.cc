@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <random>
@@ -215,8 +216,17 @@ TEST(Stress, ConcurrentOffloadRetrieveRemoveUnderEviction) {
     EXPECT_EQ(d.errors, 0u) << d.name;
   }
   // Everything still resident is reachable by key: removing every key of
-  // every document frees every slot (no leaked or orphaned segment).
+  // every document frees every slot (no leaked or orphaned segment). A slot
+  // is freed with the last reference to its chunk, which a device thread
+  // may still drop just after the request that used it completed: wait for
+  // that (a leak never gets there).
   for (const Doc& d : docs) pool->Remove(d.keys);
+  auto used = [&] {
+    uint64_t sum = 0;
+    for (const DeviceStats& d : pool->Stats().devices) sum += d.used_bytes;
+    return sum;
+  };
+  for (int i = 0; i < 500 && used() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   s = pool->Stats();
   EXPECT_EQ(s.chunks, 0u);
   EXPECT_EQ(s.segments, 0u);
