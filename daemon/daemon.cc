@@ -98,7 +98,11 @@ void Daemon::Reap(bool all) {
 
 Status Daemon::Reprobe() {
   gate_.Pause();  // new requests wait; those in flight finish
-  Status st = pool_->ReprobeBandwidths();
+  Status st;
+  {
+    std::unique_lock<std::shared_mutex> probing(probe_mu_);  // and no Stats() reads the bandwidths
+    st = pool_->ReprobeBandwidths();
+  }
   gate_.Resume();
   (st.ok() ? reprobes_ : failed_reprobes_).fetch_add(1);
   return st;
@@ -140,7 +144,7 @@ bool Daemon::IsAdmin(const ipc::PeerCred& peer) const {
 
 nlohmann::json Daemon::StatsJson(const Tenant* only) {
   nlohmann::json j;
-  j["pool"] = ipc::PoolStatsToJson(pool_->Stats());
+  j["pool"] = ipc::PoolStatsToJson(CurrentPoolStats());
   j["tenants"] = nlohmann::json::array();
   for (Tenant* t : tenants_->All()) {
     if (only == nullptr || only == t) j["tenants"].push_back(t->StatsJson(*pool_));
@@ -167,6 +171,11 @@ nlohmann::json Daemon::StatsJson(const Tenant* only) {
 
 int Daemon::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
-std::string Daemon::MetricsText() { return DaemonMetricsText(StatsJson(nullptr), pool_->Stats()); }
+std::string Daemon::MetricsText() { return DaemonMetricsText(StatsJson(nullptr), CurrentPoolStats()); }
+
+kvpool::PoolStats Daemon::CurrentPoolStats() {
+  std::shared_lock<std::shared_mutex> lock(probe_mu_);
+  return pool_->Stats();
+}
 
 }  // namespace kvpool::daemon

@@ -9,6 +9,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -65,6 +66,8 @@ class Daemon {
   nlohmann::json StatsJson(const Tenant* only);
   // Prometheus text of StatsJson(nullptr)'s numbers.
   std::string MetricsText();
+  // The pool's stats, never while a re-probe rewrites the bandwidths.
+  kvpool::PoolStats CurrentPoolStats();
   // The bound metrics port; 0 when metrics are off.
   int metrics_port() const;
 
@@ -79,6 +82,7 @@ class Daemon {
   ipc::Fd listener_;
   std::unique_ptr<MetricsServer> metrics_;
   IoGate gate_;
+  std::shared_mutex probe_mu_;  // exclusive: Reprobe; shared: reading the pool's stats
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_session_{1};
   std::atomic<uint64_t> refused_clients_{0};

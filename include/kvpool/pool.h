@@ -197,8 +197,9 @@ class Pool {
 
   // Measures again the read bandwidth of every device whose bandwidth is not
   // configured (the probe cache in state_dir is bypassed, then updated) and
-  // places and plans with the new values. REQUIRES: no Retrieve or Offload
-  // in flight: the probe's reads would be timed together with theirs.
+  // places and plans with the new values. REQUIRES: no Retrieve, Offload or
+  // Stats call in flight: the probe's reads would be timed together with
+  // theirs, and it rewrites what Stats reads.
   // Unsupported for a pool in kvpoold (the daemon does it on SIGHUP).
   virtual Status ReprobeBandwidths() = 0;
 
