@@ -84,9 +84,9 @@ class ClientPoolImpl final : public ClientPool {
 
   size_t Lookup(std::span<const ChunkKey> keys) override {
     auto session = Acquire();
-    if (!session.ok()) return Miss();
+    if (!session.ok()) return 0;  // no daemon: a miss
     auto reply = session->conn->Call(ipc::MsgType::kLookup, ipc::EncodeKeyList({Capped(keys)}));
-    if (!reply.ok()) return Miss();
+    if (!reply.ok()) return 0;
     return static_cast<size_t>(reply->value);
   }
 
@@ -190,8 +190,6 @@ class ClientPoolImpl final : public ClientPool {
     return Status::OK();
   }
 
-  size_t Miss() { return 0; }
-
   static std::vector<ChunkKey> Capped(std::span<const ChunkKey> keys) {
     return std::vector<ChunkKey>(keys.begin(), keys.begin() + std::min<size_t>(keys.size(), ipc::kMaxKeys));
   }
@@ -233,8 +231,9 @@ class ClientPoolImpl final : public ClientPool {
   Result<std::shared_ptr<client::ClientRetrieve>> StartStagedWindow(const Session& s, std::span<const ChunkKey> keys,
                                                                     const KvBuffer& dst, size_t first, size_t end,
                                                                     LayerReadyFn on_layer);
-  Result<size_t> OffloadStagedWindow(const Session& s, std::span<const ChunkKey> keys, const ConstKvBuffer& src,
-                                     size_t first, size_t end);
+  // Copies chunks [first, end) of `src` into staging and sends them.
+  Result<OffloadHandle> StartStagedOffload(const Session& s, std::span<const ChunkKey> keys, const ConstKvBuffer& src,
+                                           size_t first, size_t end);
 
   const ClientOptions options_;
   const std::string path_;
@@ -345,14 +344,13 @@ Result<RetrieveHandle> ClientPoolImpl::RetrieveStaged(const Session& s, std::spa
   return RetrieveHandle(client::ClientRetrieve::Finished(held, error));
 }
 
-Result<size_t> ClientPoolImpl::OffloadStagedWindow(const Session& s, std::span<const ChunkKey> keys,
-                                                   const ConstKvBuffer& src, size_t first, size_t end) {
+Result<OffloadHandle> ClientPoolImpl::StartStagedOffload(const Session& s, std::span<const ChunkKey> keys,
+                                                         const ConstKvBuffer& src, size_t first, size_t end) {
   KVP_ASSIGN_OR_RETURN(client::Staging staging, Stage(s, first, end - first));
   staging.CopyIn(src);
   ipc::RegionSpan span = staging.Span(keys);
-  auto lease = staging.lease;
-  KVP_ASSIGN_OR_RETURN(auto call, s.conn->Start(ipc::MsgType::kOffload, ipc::EncodeOffload(span), {}, lease));
-  return OffloadHandle(std::make_shared<client::ClientOffload>(s.conn, std::move(call))).Wait();
+  KVP_ASSIGN_OR_RETURN(auto call, s.conn->Start(ipc::MsgType::kOffload, ipc::EncodeOffload(span), {}, staging.lease));
+  return OffloadHandle(std::make_shared<client::ClientOffload>(s.conn, std::move(call)));
 }
 
 Result<OffloadHandle> ClientPoolImpl::Offload(std::span<const ChunkKey> keys, const ConstKvBuffer& source) {
@@ -372,16 +370,11 @@ Result<OffloadHandle> ClientPoolImpl::Offload(std::span<const ChunkKey> keys, co
   }
   // Staged: the source is copied now, so it need not outlive this call.
   const size_t window = WindowChunks(s, keys.size() - first);
-  if (first + window >= keys.size()) {
-    KVP_ASSIGN_OR_RETURN(client::Staging staging, Stage(s, first, keys.size() - first));
-    staging.CopyIn(source);
-    ipc::RegionSpan span = staging.Span(keys);
-    KVP_ASSIGN_OR_RETURN(auto call, s.conn->Start(ipc::MsgType::kOffload, ipc::EncodeOffload(span), {}, staging.lease));
-    return OffloadHandle(std::make_shared<client::ClientOffload>(s.conn, std::move(call)));
-  }
+  if (first + window >= keys.size()) return StartStagedOffload(s, keys, source, first, keys.size());
   size_t stored = 0;
   for (size_t at = first; at < keys.size(); at += window) {
-    auto got = OffloadStagedWindow(s, keys, source, at, std::min(keys.size(), at + window));
+    auto handle = StartStagedOffload(s, keys, source, at, std::min(keys.size(), at + window));
+    Result<size_t> got = handle.ok() ? handle->Wait() : Result<size_t>(handle.status());
     if (!got.ok()) {
       if (stored == 0) return OffloadHandle(client::ClientOffload::Finished(got.status()));
       break;
