@@ -5,6 +5,9 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+# hiredis (Debian libhiredis-dev 0.14, no cluster support): the protocol
+# reader/writer of the Redis Cluster client (src/tier/redis/).
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 # cpp-httplib (Debian libcpp-httplib-dev 0.11, built as a shared library
 # there): kvpool serve and the serve bench's client. Link PkgConfig::HTTPLIB.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

@@ -7,7 +7,7 @@
 # kvpool_shared (OUTPUT_NAME kvpool) is the static `kvpool` library linked
 # whole into a shared object, so both are built from the same objects; the
 # in-tree targets keep linking the static `kvpool`. kvpool's private
-# dependencies (xxhash, toml++, liburing, libnuma, SPDK) are linked into the
+# dependencies (xxhash, toml++, hiredis, liburing, libnuma, SPDK) are linked into the
 # shared library and are not part of its interface.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)

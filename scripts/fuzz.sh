@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of untrusted input with libFuzzer (Clang, ASan+UBSan):
 # kvpool serve's HTTP request parsing (api_request_fuzz) and kvpoold's wire
-# decoders (wire_fuzz), SECONDS each.
+# decoders (wire_fuzz) and what the redis device reads from the cluster
+# (remote_fuzz), SECONDS each.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 60)
 # Builds the targets in build-fuzz/ (Clang, no llama.cpp) and runs each on a
 # copy of its seed corpus tests/fuzz/corpus/<name>/, so the committed seeds
@@ -16,7 +17,7 @@ BUILD_DIR="$ROOT/build-fuzz"
 CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVPOOL_WITH_LLAMA=OFF -DKVPOOL_SANITIZE=address \
   >/dev/null
-ninja -C "$BUILD_DIR" -j "${KVPOOL_JOBS:-$(nproc)}" api_request_fuzz wire_fuzz
+ninja -C "$BUILD_DIR" -j "${KVPOOL_JOBS:-$(nproc)}" api_request_fuzz wire_fuzz remote_fuzz
 
 FINDINGS="$BUILD_DIR/fuzz-findings"
 mkdir -p "$FINDINGS"
@@ -29,7 +30,7 @@ if [[ "$JOBS" -gt 1 ]]; then  # libFuzzer then logs each job to $BUILD_DIR/fuzz-
   cd "$BUILD_DIR"
 fi
 
-for target in api_request wire; do
+for target in api_request wire remote; do
   CORPUS="$BUILD_DIR/fuzz-corpus/$target"
   mkdir -p "$CORPUS"
   cp -n "$ROOT/tests/fuzz/corpus/$target"/* "$CORPUS"/

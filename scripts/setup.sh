@@ -11,6 +11,7 @@ PACKAGES=(
   liburing-dev libxxhash-dev libnuma-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libhiredis-dev redis-server redis-tools iproute2
   fio gnuplot-nox
   clang libclang-rt-14-dev
   python3-dev pybind11-dev python3-numpy

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing, builds,
 # runs every test, then runs the suite again under ASan+UBSan and the
-# concurrent tests under TSan, and fuzzes the HTTP request parsers for a
-# minute (scripts/fuzz.sh). Exit status is non-zero when anything fails.
+# concurrent tests under TSan, and fuzzes the parsers of untrusted input
+# (HTTP requests, kvpoold's wire protocol, what the cluster returns) for a
+# minute each (scripts/fuzz.sh). Exit status is non-zero when anything fails.
 #   KVPOOL_SANITIZERS=0 skips the sanitizer builds (quick local runs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +29,7 @@ if [[ "${KVPOOL_SANITIZERS:-1}" != "0" ]]; then
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     run_suite "$ROOT/build-tsan" -L concurrent
 
-  echo "== libFuzzer: kvpool serve's request parsers (${KVPOOL_FUZZ_SECONDS:-60} s)"
+  echo "== libFuzzer: parsers of untrusted input (${KVPOOL_FUZZ_SECONDS:-60} s each)"
   "$ROOT/scripts/fuzz.sh" "${KVPOOL_FUZZ_SECONDS:-60}"
 fi
 echo "== all tests passed"

@@ -390,5 +390,58 @@ TEST(OptionsToml, LoadPoolOptionsReadsAFileAndNamesItInErrors) {
   ExpectNames(LoadPoolOptions(dir.path() + "/absent.toml"), dir.path() + "/absent.toml");
 }
 
+TEST(Options, RedisDevicesAreReadAndChecked) {
+  const char* toml = R"(
+[model]
+preset = "tiny"
+[[device]]
+kind = "dram"
+capacity = "1MiB"
+[[device]]
+kind = "redis"
+capacity = "64MiB"
+nodes = ["10.0.0.1:7000", "redis-2:7001"]
+user = "kv"
+password = "secret"
+key_prefix = "fleet:"
+timeout_ms = 250
+ttl_s = 3600
+)";
+  auto o = ParsePoolOptions(toml, "<test>");
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  const DeviceOptions& r = o->devices[1];
+  EXPECT_EQ(r.kind, DeviceKind::kRedis);
+  EXPECT_EQ(r.nodes, (std::vector<std::string>{"10.0.0.1:7000", "redis-2:7001"}));
+  EXPECT_EQ(r.user, "kv");
+  EXPECT_EQ(r.key_prefix, "fleet:");
+  EXPECT_EQ(r.timeout_ms, 250u);
+  EXPECT_EQ(r.ttl_s, 3600u);
+  EXPECT_TRUE(o->Validate().ok());
+
+  PoolOptions bad = *o;
+  bad.devices[1].nodes = {"10.0.0.1:7000", "nohost"};
+  ExpectNames(bad.Validate(), "devices[1].nodes[1]");
+  bad.devices[1].nodes = {"h:70000"};
+  ExpectNames(bad.Validate(), "devices[1].nodes[0]");
+  bad.devices[1].nodes.clear();
+  ExpectNames(bad.Validate(), "devices[1].nodes");
+  bad = *o;
+  bad.devices[1].timeout_ms = 0;
+  ExpectNames(bad.Validate(), "devices[1].timeout_ms");
+  bad = *o;
+  bad.devices[1].password.clear();
+  ExpectNames(bad.Validate(), "devices[1].user");
+  bad = *o;
+  bad.devices.push_back(bad.devices[1]);
+  bad.devices[2].name = "second";
+  ExpectNames(bad.Validate(), "devices[2].kind");
+  bad = *o;
+  bad.devices.erase(bad.devices.begin());
+  ExpectNames(bad.Validate(), "local device");
+  ExpectNames(ParsePoolOptions("[model]\npreset = \"tiny\"\n[[device]]\nkind = \"redis\"\n"
+                               "capacity = 4096\nnodes = \"h:1\"\n", "<test>"),
+              "device[0].nodes");
+}
+
 }  // namespace
 }  // namespace kvpool::testing

@@ -74,5 +74,31 @@ TEST(PlanReads, UnusableDevicesAreNeverChosen) {
   EXPECT_EQ(plan[2], 1);
 }
 
+TEST(PlanReads, ThreeCopiesShareTheReadInProportionToBandwidth) {
+  // Device 0: SSD home 4 GiB/s; 1: DRAM copy 8 GiB/s; 2: remote copy 2 GiB/s.
+  std::vector<DeviceLoad> dev{{4.0, 0}, {8.0, 0}, {2.0, 0}};
+  std::vector<SegmentCopies> segs(16 * 56, SegmentCopies{0, 1, 2});
+  auto plan = PlanReads(segs, 56, dev, kSeg);
+  auto bytes = BytesPerDevice(plan, 3);
+  const double total = double(bytes[0] + bytes[1] + bytes[2]);
+  EXPECT_NEAR(bytes[0] / total, 4.0 / 14, 0.02);
+  EXPECT_NEAR(bytes[1] / total, 8.0 / 14, 0.02);
+  EXPECT_NEAR(bytes[2] / total, 2.0 / 14, 0.02);
+}
+
+TEST(PlanReads, ARemoteOnlySegmentIsForcedOntoTheRemoteDevice) {
+  // Chunk 0 lives only remotely (its home is the remote device 1); chunk 1
+  // has an SSD home (0) and a remote copy (1).
+  std::vector<DeviceLoad> dev{{4.0, 0}, {1.0, 0}};
+  std::vector<SegmentCopies> segs{{1, kNoDevice, kNoDevice}, {0, kNoDevice, 1}};
+  auto plan = PlanReads(segs, 2, dev, kSeg);
+  EXPECT_EQ(plan[0], 1);
+  EXPECT_EQ(plan[1], 0);  // the remote device is busy with the forced one
+  dev[1].gibps = 0;       // the remote tier is out of placement
+  plan = PlanReads(segs, 2, dev, kSeg);
+  EXPECT_EQ(plan[0], kNoDevice);
+  EXPECT_EQ(plan[1], 0);
+}
+
 }  // namespace
 }  // namespace kvpool::testing

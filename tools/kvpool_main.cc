@@ -1,6 +1,7 @@
 // kvpool: the command-line front end.
 //   kvpool bench [pool]   time cold retrieval of a long prefix from the pool
 //   kvpool bench device   extent device vs file-per-chunk vs fio, cold reads
+//   kvpool bench remote   the remote tier (Redis Cluster) vs redis-benchmark, and its TTFT
 //   kvpool probe          what the machine offers and what each device does
 //   kvpool config         print the embedded default configuration
 //   kvpool stat           live per-device and per-tenant stats of a kvpoold
@@ -13,6 +14,7 @@
 #include "bench_daemon.h"
 #include "bench_device.h"
 #include "bench_pool.h"
+#include "bench_remote.h"
 #include "bench_reopen.h"
 #include "longdoc/longdoc_bench.h"
 #include "config.h"
@@ -119,6 +121,11 @@ int main(int argc, char** argv) {
       bench->add_subcommand("reopen", "recovery time of a full extent of ~1M slots");
   AddReopenBenchOptions(*bench_reopen, reopen_bench);
 
+  RemoteBenchOptions remote_bench;
+  CLI::App* bench_remote =
+      bench->add_subcommand("remote", "remote tier: kvpool vs redis-benchmark, and TTFT from it");
+  AddRemoteBenchOptions(*bench_remote, remote_bench);
+
   WorkloadOptions workload;
   CLI::App* bench_workload = bench->add_subcommand("workload", "multi-turn sessions, Zipf documents, a restart");
   AddWorkloadOptions(*bench_workload, workload);
@@ -164,6 +171,15 @@ int main(int argc, char** argv) {
   if (bench_device->parsed()) return RunDeviceBench(device_bench);
   if (bench_daemon->parsed()) return RunDaemonBench(daemon_bench);
   if (bench_reopen->parsed()) return RunBenchReopen(reopen_bench);
+  if (bench_remote->parsed()) {
+#if KVPOOL_HAVE_LLAMA
+    return RunRemoteBench(remote_bench, &RunRemoteTtft, "");
+#else
+    return RunRemoteBench(remote_bench, nullptr,
+                          "kvpool was built without llama.cpp: run scripts/setup_llama.sh, then "
+                          "configure the build again");
+#endif
+  }
   if (bench_longdoc->parsed()) {
     if (!contexts.empty()) {
       longdoc.contexts.clear();

@@ -20,9 +20,10 @@ enum class DeviceKind : uint8_t {
   kFilePerChunk = 1,  // one file per chunk in a directory, through the kernel filesystem
   kExtent = 2,        // raw offsets of one preallocated file or block device, O_DIRECT
   kSpdk = 3,          // an NVMe namespace through SPDK's user-space driver
+  kRedis = 4,         // the remote tier: a Redis Cluster shared by many pools (docs/remote.md)
 };
 
-// "dram", "file", "extent", "spdk".
+// "dram", "file", "extent", "spdk", "redis".
 std::string_view DeviceKindName(DeviceKind kind);
 Result<DeviceKind> ParseDeviceKind(std::string_view name);
 
@@ -65,6 +66,26 @@ struct DeviceOptions {
   bool reformat = false;
   // kSpdk: SPDK transport ID, e.g. "trtype:TCP traddr:127.0.0.1 trsvcid:4420 subnqn:...".
   std::string transport;
+
+  // kRedis (docs/remote.md). `capacity_bytes` bounds the remote-only chunks
+  // (found in the cluster, held by no local device) this pool indexes; the
+  // cluster's own memory is bounded by its maxmemory.
+  // Seed nodes "host:port"; any one that answers gives the slot map. Required.
+  std::vector<std::string> nodes;
+  // ACL user and password (AUTH); empty: no AUTH. Default: "".
+  std::string user;
+  std::string password;
+  // Prefix of every key; pools share chunks when prefix, model and tenant
+  // salt are equal. Default: "kvpool:".
+  std::string key_prefix = "kvpool:";
+  // Bound on one batch of cluster commands, connect included; an operation
+  // not answered in time is a miss. Commands whose node refused the
+  // connection early in a batch are retried once on a fresh slot map, so a
+  // batch takes at most 1.5x this. Milliseconds. Default: 500.
+  uint32_t timeout_ms = 500;
+  // Expiry of stored keys in seconds. Default: 0 = none (the cluster's
+  // maxmemory policy evicts).
+  uint32_t ttl_s = 0;
 
   // Emulation for tests and benchmarks: limit this device's bandwidth to this
   // many GiB/s (reads and writes). Default: 0 = unthrottled.

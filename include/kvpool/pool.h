@@ -147,6 +147,14 @@ struct PoolStats {
   uint64_t bytes_read_from_copies = 0;  // retrieval bytes served by DRAM copies
   uint64_t bytes_read_from_home = 0;    // retrieval bytes served by home devices
   uint64_t retrieve_errors = 0;   // retrievals cut short by a device error
+  // Remote tier (docs/remote.md).
+  uint64_t remote_lookups = 0;           // local misses asked of the remote tier
+  uint64_t remote_hit_chunks = 0;        // chunks found there and indexed here
+  uint64_t remote_published_chunks = 0;  // chunks this pool stored there whole
+  uint64_t remote_write_failures = 0;    // chunks whose remote copy failed (kept locally)
+  uint64_t remote_fallbacks = 0;         // reads of a remote copy that failed and were re-read locally
+  uint64_t bytes_read_from_remote = 0;   // retrieval bytes served by the remote tier
+  uint64_t remote_invalidated_chunks = 0;  // unpublished there: a segment was missing or damaged
 };
 
 class Pool {

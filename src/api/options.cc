@@ -47,6 +47,34 @@ Status CheckWritablePath(const std::string& field, const std::string& path, bool
   return Status::OK();
 }
 
+// "host:port" with a non-empty host and a port in [1, 65535].
+bool IsHostPort(const std::string& s) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= s.size()) return false;
+  uint32_t port = 0;
+  for (size_t i = colon + 1; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9' || port > 65535) return false;
+    port = port * 10 + static_cast<uint32_t>(s[i] - '0');
+  }
+  return port >= 1 && port <= 65535;
+}
+
+Status ValidateRedis(const DeviceOptions& d, const std::string& f) {
+  if (d.nodes.empty()) return Bad(f + ".nodes", "must list at least one \"host:port\" seed node");
+  for (size_t j = 0; j < d.nodes.size(); ++j) {
+    if (!IsHostPort(d.nodes[j])) {
+      return Bad(f + ".nodes[" + std::to_string(j) + "]",
+                 "'" + d.nodes[j] + "' is not \"host:port\" with a port in [1, 65535]");
+    }
+  }
+  if (d.timeout_ms == 0 || d.timeout_ms > 600000) {
+    return Bad(f + ".timeout_ms", "must be in [1, 600000]");
+  }
+  if (!d.user.empty() && d.password.empty()) return Bad(f + ".user", "needs a password");
+  if (d.key_prefix.size() > 256) return Bad(f + ".key_prefix", "must be at most 256 bytes");
+  return Status::OK();
+}
+
 Status ValidateDevice(const DeviceOptions& d, size_t i) {
   const std::string f = "devices[" + std::to_string(i) + "]";
   if (d.capacity_bytes == 0) return Bad(f + ".capacity_bytes", "must be > 0");
@@ -75,6 +103,7 @@ Status ValidateDevice(const DeviceOptions& d, size_t i) {
     case DeviceKind::kSpdk:
       if (d.transport.empty()) return Bad(f + ".transport", "is required for an spdk device");
       return Status::OK();
+    case DeviceKind::kRedis: return ValidateRedis(d, f);
   }
   return Bad(f + ".kind", "is unknown");
 }
@@ -87,17 +116,18 @@ std::string_view DeviceKindName(DeviceKind kind) {
     case DeviceKind::kFilePerChunk: return "file";
     case DeviceKind::kExtent: return "extent";
     case DeviceKind::kSpdk: return "spdk";
+    case DeviceKind::kRedis: return "redis";
   }
   return "unknown";
 }
 
 Result<DeviceKind> ParseDeviceKind(std::string_view name) {
   for (DeviceKind k : {DeviceKind::kDram, DeviceKind::kFilePerChunk, DeviceKind::kExtent,
-                       DeviceKind::kSpdk}) {
+                       DeviceKind::kSpdk, DeviceKind::kRedis}) {
     if (DeviceKindName(k) == name) return k;
   }
   return Status::InvalidArgument("unknown device kind '" + std::string(name) +
-                                 "' (known: dram, file, extent, spdk)");
+                                 "' (known: dram, file, extent, spdk, redis)");
 }
 
 std::string_view PlacementModeName(PlacementMode mode) {
@@ -123,6 +153,15 @@ Status PoolOptions::Validate() const {
     }
   }
   if (devices.size() > 65535) return Bad("devices", "must list at most 65535 devices");
+  size_t remotes = 0;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (devices[i].kind == DeviceKind::kRedis && ++remotes > 1) {
+      return Bad("devices[" + std::to_string(i) + "].kind", "\"redis\": a pool has at most one remote tier");
+    }
+  }
+  if (remotes == devices.size()) {
+    return Bad("devices", "need a local device besides the remote tier (a dram region or a disk)");
+  }
   if (max_pending_writes == 0) return Bad("max_pending_writes", "must be > 0");
   if (!(high_watermark > 0 && high_watermark <= 1)) {
     return Bad("high_watermark", "must be in (0, 1]");

@@ -46,6 +46,22 @@ class TableReader {
 
   void Known(const char* key) { seen_.insert(key); }
 
+  // An array of strings.
+  Status GetStrings(const char* key, std::vector<std::string>* out) {
+    seen_.insert(key);
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return Status::OK();
+    const toml::array* a = node->as_array();
+    if (a == nullptr) return TypeError(key, "an array of strings");
+    out->clear();
+    for (const toml::node& e : *a) {
+      auto v = e.value_exact<std::string>();
+      if (!v) return TypeError(key, "an array of strings");
+      out->push_back(*v);
+    }
+    return Status::OK();
+  }
+
   // A size: an integer of bytes or a string such as "512MiB", "4 GiB".
   Status GetBytes(const char* key, uint64_t* out);
 
@@ -150,6 +166,12 @@ Status ReadDevice(const toml::table& t, size_t index, DeviceOptions* d) {
   KVP_RETURN_IF_ERROR(r.Get("reformat", &d->reformat));
   KVP_RETURN_IF_ERROR(r.Get("transport", &d->transport));
   KVP_RETURN_IF_ERROR(r.Get("throttle_gibps", &d->throttle_gibps));
+  KVP_RETURN_IF_ERROR(r.GetStrings("nodes", &d->nodes));
+  KVP_RETURN_IF_ERROR(r.Get("user", &d->user));
+  KVP_RETURN_IF_ERROR(r.Get("password", &d->password));
+  KVP_RETURN_IF_ERROR(r.Get("key_prefix", &d->key_prefix));
+  KVP_RETURN_IF_ERROR(r.Get("timeout_ms", &d->timeout_ms));
+  KVP_RETURN_IF_ERROR(r.Get("ttl_s", &d->ttl_s));
   return r.RejectUnknown();
 }
 

@@ -196,18 +196,41 @@ void DeviceRunner::Account(const SegmentIo& op) {
   }
   if (op.status.ok()) {
     consecutive_failures_.store(0, std::memory_order_relaxed);
+    if (!in_placement_.load(std::memory_order_relaxed) && !in_placement_.exchange(true)) {
+      log::Info("device '" + device_->name() + "' answers again: back in placement");
+    }
     return;
   }
   counters_.errors.fetch_add(1, std::memory_order_relaxed);
+  // A segment a remote tier no longer holds (evicted, expired) is a miss,
+  // not a fault; checksum mismatches are data faults. Only I/O failures
+  // count towards quarantine.
+  if (op.status.code() == StatusCode::kNotFound) return;
   log::Warn(op.status.ToString());
-  // Checksum mismatches are data faults; only I/O failures count towards quarantine.
   if (op.status.code() == StatusCode::kCorruption) return;
+  if (!in_placement_.load(std::memory_order_relaxed)) {
+    quarantined_at_ns_.store(NowNs(), std::memory_order_relaxed);  // a retry failed
+    return;
+  }
   if (consecutive_failures_.fetch_add(1) + 1 >= kFailuresBeforeQuarantine &&
       in_placement_.exchange(false)) {
+    quarantined_at_ns_.store(NowNs(), std::memory_order_relaxed);
     log::Error("device '" + device_->name() + "' failed " +
-               std::to_string(kFailuresBeforeQuarantine) +
-               " operations in a row: taken out of placement");
+               std::to_string(kFailuresBeforeQuarantine) + " operations in a row: taken out of placement" +
+               (device_->retries_after_quarantine() ? " (retried in 1 s)" : ""));
   }
+}
+
+int64_t DeviceRunner::NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+bool DeviceRunner::in_placement() const {
+  if (in_placement_.load(std::memory_order_relaxed)) return true;
+  if (!device_->retries_after_quarantine()) return false;
+  const int64_t since = NowNs() - quarantined_at_ns_.load(std::memory_order_relaxed);
+  return since > std::chrono::duration_cast<std::chrono::nanoseconds>(kQuarantineRetry).count();
 }
 
 double DeviceRunner::live_read_gibps() const {

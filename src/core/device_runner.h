@@ -102,8 +102,12 @@ class DeviceRunner {
   // an EWMA (weight kLiveAlpha per sample). 0 until kLiveMinSamples samples
   // were taken. Lock-free; any thread.
   double live_read_gibps() const;
-  // False once the device failed kFailuresBeforeQuarantine ops in a row.
-  bool in_placement() const { return in_placement_.load(std::memory_order_relaxed); }
+  // False once the device failed kFailuresBeforeQuarantine ops in a row. A
+  // device that retries_after_quarantine() is in again kQuarantineRetry
+  // after its last failure (ops then try it; a success readmits it for
+  // good, a failure restarts the pause). Lock-free; any thread.
+  bool in_placement() const;
+  static constexpr std::chrono::milliseconds kQuarantineRetry{1000};
   // Wall time with at least one worker busy, the current interval included.
   double busy_seconds() const;
 
@@ -154,6 +158,8 @@ class DeviceRunner {
   RunnerTuning tuning_;
   std::atomic<bool> in_placement_{true};
   std::atomic<uint32_t> consecutive_failures_{0};
+  std::atomic<int64_t> quarantined_at_ns_{0};  // steady clock, last failure while out
+  static int64_t NowNs();
 
   std::atomic<uint64_t> queued_read_bytes_{0};
   std::atomic<double> live_gibps_{0};   // written under mu_, read lock-free

@@ -32,7 +32,7 @@ using CandidateHeap =
 void PoolImpl::EvictForRoom(uint64_t segments) {
   uint64_t room = 0;
   for (auto& r : runners_) {
-    if (r->in_placement() && !is_cache_[r->id()]) room += r->slots().free_slots();
+    if (r->in_placement() && is_home(r->id())) room += r->slots().free_slots();
   }
   if (room >= segments) return;
   // In copies mode home devices fill up to their capacity (no watermarks);
@@ -41,7 +41,7 @@ void PoolImpl::EvictForRoom(uint64_t segments) {
   uint64_t slack = 0;
   if (hot_) {
     for (auto& r : runners_) {
-      if (!is_cache_[r->id()]) slack += r->slots().capacity() / 256;
+      if (is_home(r->id())) slack += r->slots().capacity() / 256;
     }
   }
   EvictLru(std::vector<uint64_t>(runners_.size(), 0), segments - room + slack);
@@ -52,7 +52,7 @@ void PoolImpl::EvictAboveWatermarks() {
   std::vector<uint64_t> want(runners_.size(), 0);
   bool any = false;
   for (size_t d = 0; d < runners_.size(); ++d) {
-    if (is_cache_[d]) continue;
+    if (!is_home(static_cast<uint16_t>(d))) continue;
     const SlotAllocator& s = runners_[d]->slots();
     double used = s.used_slots();
     if (used > options_.high_watermark * s.capacity()) {
@@ -99,7 +99,9 @@ uint64_t PoolImpl::EvictLru(std::vector<uint64_t> want, uint64_t anywhere) {
   while (!heap.empty() && !satisfied()) {
     ChunkRef rec = heap.top().record;
     heap.pop();
-    bool helps = anywhere > 0;
+    // `anywhere` asks for home room: a remote-only record frees none.
+    const bool home_held = rec->segment(0).device != remote_;
+    bool helps = anywhere > 0 && home_held;
     for (uint32_t l = 0; l < rec->layers && !helps; ++l) helps = want[rec->segment(l).device] > 0;
     if (!helps || !EraseLeaf(rec)) continue;
     ++evicted;
@@ -108,7 +110,7 @@ uint64_t PoolImpl::EvictLru(std::vector<uint64_t> want, uint64_t anywhere) {
       if (want[d] > 0) --want[d];
       runners_[d]->counters().evicted_segments.fetch_add(1, std::memory_order_relaxed);
     }
-    anywhere = anywhere > rec->layers ? anywhere - rec->layers : 0;
+    if (home_held) anywhere = anywhere > rec->layers ? anywhere - rec->layers : 0;
     if (ChunkRef parent = rec->parent.IsZero() ? nullptr : glt_.Find(rec->parent)) {
       std::lock_guard<std::mutex> lock(family_mu_);
       if (IsLeafLocked(*parent)) heap.push({parent->last_access.load(), parent});

@@ -60,6 +60,9 @@ class ChunkRecord {
   void set_placed(uint32_t n) { placed_ = n; }
 
   std::atomic<ChunkState> state{ChunkState::kWriting};
+  // The remote tier holds a published copy of every layer, with the same
+  // checksums (core/remote.cc). Cleared when a read of it fails.
+  std::atomic<bool> remote_copy{false};
   std::atomic<uint64_t> last_access{0};
 
  private:

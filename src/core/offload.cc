@@ -9,12 +9,20 @@ namespace kvpool {
 namespace internal {
 
 OffloadState::OffloadState(PoolImpl* p, size_t n)
-    : pool(p), layers(p->layers()), chunks(new Chunk[n]), chunk_count(n), chunks_left(n) {}
+    : pool(p), layers(p->layers()), chunks(new Chunk[n]), chunk_count(n), parts_left(n) {}
 
 void OffloadState::OnIoComplete(SegmentIo& io) {
-  const size_t home_ops = chunk_count * layers;
-  if (io.index >= home_ops) {
-    size_t rel = io.index - home_ops;
+  if (io.index >= record_base()) {
+    OnRemoteWrite(io, io.index - record_base(), /*record=*/true);
+    return;
+  }
+  if (io.index >= remote_base()) {
+    pool->ReleaseWriteBudget(1);
+    OnRemoteWrite(io, (io.index - remote_base()) % remote_count, /*record=*/false);
+    return;
+  }
+  if (io.index >= copy_base()) {
+    size_t rel = io.index - copy_base();
     Chunk& chunk = chunks[rel % copy_count];
     uint32_t layer = static_cast<uint32_t>(rel / copy_count);
     if (io.status.ok()) {
@@ -39,6 +47,54 @@ void OffloadState::OnIoComplete(SegmentIo& io) {
   if (chunk.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) FinishChunk(chunk);
 }
 
+void OffloadState::OnRemoteWrite(SegmentIo& io, size_t j, bool record) {
+  Chunk& chunk = chunks[j];
+  if (!record) {
+    if (!io.status.ok()) chunk.remote_failed.store(true, std::memory_order_relaxed);
+    if (chunk.remote_left.fetch_sub(1, std::memory_order_acq_rel) == 1) PublishRemote(j);
+    return;
+  }
+  auto& c = pool->counters();
+  if (io.status.ok()) {
+    chunk.remote_record->remote_copy.store(true, std::memory_order_release);
+    c.remote_published_chunks.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    c.remote_write_failures.fetch_add(1, std::memory_order_relaxed);
+  }
+  chunk.remote_record.reset();
+  PartDone();
+}
+
+void OffloadState::PublishRemote(size_t j) {
+  Chunk& chunk = chunks[j];
+  if (chunk.remote_failed.load(std::memory_order_relaxed)) {
+    pool->counters().remote_write_failures.fetch_add(1, std::memory_order_relaxed);
+    chunk.remote_record.reset();
+    PartDone();
+    return;
+  }
+  // The checksums the remote runner computed are those of the home copy:
+  // the same source bytes.
+  RemoteChunk rc{chunk.remote_record->key, chunk.remote_record->parent, {}};
+  rc.checksums.resize(layers);
+  for (uint32_t l = 0; l < layers; ++l) rc.checksums[l] = ops[remote_base() + l * remote_count + j].checksum;
+  chunk.record_value = pool->remote_tier()->ChunkRecordValue(rc, pool->segment_payload());
+  SegmentIo& op = record_ops[j];
+  op.kind = IoKind::kWrite;
+  op.device = pool->remote();
+  op.length = static_cast<uint32_t>(chunk.record_value.size());
+  op.buffer = reinterpret_cast<std::byte*>(chunk.record_value.data());
+  op.tag = SegmentTag{rc.key, rc.parent, kRecordLayer, 0};
+  op.owner = this;
+  op.index = static_cast<uint32_t>(record_base() + j);
+  SegmentIo* p = &op;
+  pool->runner(op.device).Submit(std::span<SegmentIo* const>(&p, 1));
+}
+
+void OffloadState::PartDone() {
+  if (parts_left.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
+}
+
 void OffloadState::FinishChunk(Chunk& chunk) {
   ChunkRef record = std::move(chunk.record);
   CopyRef copy = std::move(chunk.copy);
@@ -55,7 +111,7 @@ void OffloadState::FinishChunk(Chunk& chunk) {
   }
   record.reset();  // the table (or nobody) holds it now
   copy.reset();
-  if (chunks_left.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
+  PartDone();
 }
 
 void OffloadState::Complete() {
@@ -124,6 +180,10 @@ class OffloadBuilder {
       copies_ = pool_->AllocateCopies(keys);
       st->copy_count = copies_.size();
     }
+    if (fit > 0 && pool_->remote_writable()) {
+      st->remote_count = fit;
+      st->parts_left.fetch_add(fit, std::memory_order_relaxed);
+    }
     st->rejected = fresh.size() - fit;
     pool_->counters().offload_rejected_chunks.fetch_add(st->rejected, std::memory_order_relaxed);
     if (fit == 0) {
@@ -163,7 +223,7 @@ class OffloadBuilder {
                PoolImpl::Placement& placement, size_t fit) {
     std::vector<size_t> cursor(pool_->device_count(), 0);
     const size_t k = st.copy_count;
-    st.ops.resize((fit + k) * layers_);
+    st.ops.resize((fit + k + st.remote_count) * layers_);
     for (size_t j = 0; j < fit; ++j) {
       st.chunks[j].record = fresh[j].first;
       uint32_t writes = layers_;
@@ -194,6 +254,35 @@ class OffloadBuilder {
     }
     for (size_t j = 0; j < fit; ++j) fresh[j].first->set_placed(layers_);
     MakeCopyOps(st, fresh, fit);
+    MakeRemoteOps(st, fresh);
+  }
+
+  // The remote copies of chunks [0, remote_count): segments written from the
+  // same source, each chunk's record once they are all in.
+  void MakeRemoteOps(internal::OffloadState& st,
+                     std::vector<std::pair<ChunkRef, size_t>>& fresh) {
+    const size_t r = st.remote_count;
+    if (r == 0) return;
+    st.record_ops.resize(r);
+    for (size_t j = 0; j < r; ++j) {
+      st.chunks[j].remote_record = fresh[j].first;
+      st.chunks[j].remote_left.store(layers_, std::memory_order_relaxed);
+    }
+    for (uint32_t l = 0; l < layers_; ++l) {
+      for (size_t j = 0; j < r; ++j) {
+        const ChunkRecord& rec = *fresh[j].first;
+        const size_t i = st.remote_base() + l * r + j;
+        SegmentIo& op = st.ops[i];
+        op.kind = IoKind::kWrite;
+        op.slot = 0;  // a remote device addresses segments by (chunk, layer)
+        op.device = pool_->remote();
+        op.length = pool_->segment_payload();
+        op.buffer = const_cast<std::byte*>(source_.Segment(fresh[j].second, l));
+        op.tag = SegmentTag{rec.key, rec.parent, l, 0};
+        op.owner = &st;
+        op.index = static_cast<uint32_t>(i);
+      }
+    }
   }
 
   // The DRAM copies of chunks [0, copy_count): written from the same source.

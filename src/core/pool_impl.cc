@@ -46,7 +46,14 @@ Status PoolImpl::StartRunners(std::vector<std::unique_ptr<Device>> devices) {
 
 void PoolImpl::AssignRoles() {
   bool any_home_beyond_dram = false;
-  for (auto& r : runners_) any_home_beyond_dram |= r->device().kind() != DeviceKind::kDram;
+  for (auto& r : runners_) {
+    if (RemoteTier* t = r->device().remote_tier()) {
+      remote_ = r->id();
+      remote_tier_ = t;
+      continue;
+    }
+    any_home_beyond_dram |= r->device().kind() != DeviceKind::kDram;
+  }
   const bool copies = options_.placement == PlacementMode::kCopies && any_home_beyond_dram;
   uint64_t cache_slots = 0;
   for (auto& r : runners_) {
@@ -95,8 +102,14 @@ std::vector<ChunkRef> PoolImpl::FindPrefix(std::span<const ChunkKey> keys) {
   std::vector<ChunkRef> out;
   for (const ChunkKey& key : keys) {
     ChunkRef rec = glt_.Find(key);
-    if (!rec || rec->state.load(std::memory_order_acquire) != ChunkState::kReady) break;
+    if (!rec) break;
+    // A chunk being written here is not asked for remotely either: its
+    // local claim would refuse the remote record.
+    if (rec->state.load(std::memory_order_acquire) != ChunkState::kReady) return out;
     out.push_back(std::move(rec));
+  }
+  if (remote_tier_ != nullptr && out.size() < keys.size() && runners_[remote_]->in_placement()) {
+    AdoptRemote(keys, out.size(), &out);
   }
   return out;
 }
@@ -184,7 +197,7 @@ PoolImpl::Placement PoolImpl::Place(uint64_t segments) {
   std::vector<uint64_t> room;
   uint64_t total_room = 0;
   for (auto& r : runners_) {
-    bool eligible = r->in_placement() && !is_cache_[r->id()];
+    bool eligible = r->in_placement() && is_home(r->id());
     bandwidth.push_back(eligible ? r->bandwidth_gibps() : 0);
     room.push_back(eligible ? r->slots().free_slots() : 0);
     total_room += room.back();
@@ -218,7 +231,7 @@ PoolStats PoolImpl::Stats() const {
     DeviceStats d;
     d.name = r->device().name();
     d.kind = std::string(DeviceKindName(r->device().kind()));
-    d.role = is_cache_[r->id()] ? "cache" : "home";
+    d.role = is_cache_[r->id()] ? "cache" : r->id() == remote_ ? "remote" : "home";
     d.bandwidth_gibps = r->bandwidth_gibps();
     d.bandwidth_probed = r->bandwidth_probed();
     d.solo_gibps = r->solo_bandwidth_gibps();
@@ -237,7 +250,7 @@ PoolStats PoolImpl::Stats() const {
     d.errors = c.errors.load();
     d.evicted_segments = c.evicted_segments.load();
     d.queued_read_bytes = r->queued_read_bytes();
-    if (!is_cache_[r->id()]) s.segments += d.segments;
+    if (is_home(r->id())) s.segments += d.segments;
     s.devices.push_back(std::move(d));
   }
   // O(devices + shards): no walk over the table.
@@ -274,6 +287,13 @@ PoolStats PoolImpl::Stats() const {
   s.bytes_read_from_copies = k.bytes_read_from_copies.load();
   s.bytes_read_from_home = k.bytes_read_from_home.load();
   s.retrieve_errors = k.retrieve_errors.load();
+  s.remote_lookups = k.remote_lookups.load();
+  s.remote_hit_chunks = k.remote_hit_chunks.load();
+  s.remote_published_chunks = k.remote_published_chunks.load();
+  s.remote_write_failures = k.remote_write_failures.load();
+  s.remote_fallbacks = k.remote_fallbacks.load();
+  s.bytes_read_from_remote = k.bytes_read_from_remote.load();
+  s.remote_invalidated_chunks = k.remote_invalidated_chunks.load();
   return s;
 }
 

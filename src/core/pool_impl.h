@@ -7,6 +7,11 @@
 // chunks and every other device is a *home* device; every chunk lives whole
 // on home devices. Otherwise (partition mode, or DRAM only) every device is
 // a home device and there are no copies.
+//
+// A remote device (tier/remote_tier.h; at most one) is neither: it holds a
+// third copy of stored chunks, shared with other pools, and chunks found
+// only there ("remote-only": every segment on the remote device) are
+// indexed here on a local miss (core/remote.cc).
 #pragma once
 
 #include <atomic>
@@ -23,6 +28,7 @@
 #include "core/glt.h"
 #include "core/hot_set.h"
 #include "retrieval/read_plan.h"
+#include "tier/remote_tier.h"
 
 namespace kvpool {
 namespace internal {
@@ -68,6 +74,18 @@ class PoolImpl final : public Pool, public SlotReleaser {
   uint64_t NextSequence() { return sequence_.fetch_add(1, std::memory_order_relaxed); }
 
   bool is_cache(uint16_t device) const { return is_cache_[device]; }
+  // The remote device, or kNoDevice.
+  uint16_t remote() const { return remote_; }
+  RemoteTier* remote_tier() { return remote_tier_; }
+  // A read of `key` from the remote device failed with `why`: a segment
+  // missing or damaged there unpublishes the chunk (RemoteTier::Invalidate).
+  void InvalidateRemote(const ChunkKey& key, const Status& why);
+  // True for devices that hold chunks whole: neither cache nor remote.
+  bool is_home(uint16_t device) const { return !is_cache_[device] && device != remote_; }
+  // True when offloads should also write remote copies now.
+  bool remote_writable() const {
+    return remote_ != kNoDevice && runners_[remote_]->in_placement();
+  }
   HotSet* hot_set() { return hot_.get(); }  // null without cache devices
 
   // Inserts a writing record for a chunk not yet present and counts it as a
@@ -101,7 +119,9 @@ class PoolImpl final : public Pool, public SlotReleaser {
         offloaded_chunks{0}, evicted_chunks{0}, offload_rejected_chunks{0}, recovered_chunks{0},
         unreachable_reclaimed_chunks{0}, copies_admitted{0}, copies_promoted{0},
         copies_dropped{0}, copy_fallbacks{0}, bytes_read_from_copies{0},
-        bytes_read_from_home{0}, retrieve_errors{0};
+        bytes_read_from_home{0}, retrieve_errors{0}, remote_lookups{0}, remote_hit_chunks{0},
+        remote_published_chunks{0}, remote_write_failures{0}, remote_fallbacks{0},
+        bytes_read_from_remote{0}, remote_invalidated_chunks{0};
   };
   Counters& counters() { return counters_; }
 
@@ -122,8 +142,15 @@ class PoolImpl final : public Pool, public SlotReleaser {
   // missing) and frees their slots. Returns how many.
   size_t ReclaimUnreachable();
   void Touch(std::span<const ChunkRef> records);
-  // Leading ready records of `keys`.
+  // Leading ready records of `keys`; past the local ones, the chunks the
+  // remote tier has (AdoptRemote).
   std::vector<ChunkRef> FindPrefix(std::span<const ChunkKey> keys);
+  // Asks the remote tier for keys[start..] and indexes the leading chunks it
+  // has as remote-only records (core/remote.cc), appended to `out`.
+  void AdoptRemote(std::span<const ChunkKey> keys, size_t start, std::vector<ChunkRef>* out);
+  // `n` slots of the remote device for remote-only records, evicting least
+  // recently used leaves when short. Fewer when eviction cannot free them.
+  std::vector<uint32_t> AllocateRemoteSlots(uint32_t n);
 
   // Placement of `segments` new segments over the home devices: slots per
   // device, interleaved. Evicts when short of room. May place fewer than
@@ -167,6 +194,8 @@ class PoolImpl final : public Pool, public SlotReleaser {
   std::atomic<uint64_t> sequence_{1};
   std::counting_semaphore<> write_budget_;
   std::vector<bool> is_cache_;   // per device: holds DRAM copies
+  uint16_t remote_ = kNoDevice;  // the remote device
+  RemoteTier* remote_tier_ = nullptr;
   std::unique_ptr<HotSet> hot_;  // null without cache devices
   std::mutex place_mu_;   // serializes placement and eviction decisions
   // Orders claims, publications and erasures, and guards children_. Taken

@@ -49,13 +49,17 @@ Status CheckKvBuffer(const KvBufferT<Byte>& b, const char* name, size_t keys, ui
   return Status::OK();
 }
 
+inline constexpr uint8_t kFromCopy = 1;
+inline constexpr uint8_t kFromRemote = 2;
+
 struct RetrieveState final : public IoOwner, public RetrieveCompletion {
   // Reads chunks [first, first + chunks) of the records' prefix.
   RetrieveState(PoolImpl* pool, size_t first, size_t chunks, uint32_t layers,
                 LayerReadyFn on_layer);
 
   void OnIoComplete(SegmentIo& io) override;
-  // A read of a DRAM copy failed: drop the copy and read the home copy.
+  // A read of a DRAM or remote copy failed: forget that copy and read the
+  // home copy.
   void FallBackToHome(SegmentIo& io, size_t chunk, uint32_t layer);
   // A verified read of a chunk being promoted: write it into the new copy.
   void IssuePromotion(const SegmentIo& read, size_t chunk, uint32_t layer);
@@ -87,7 +91,9 @@ struct RetrieveState final : public IoOwner, public RetrieveCompletion {
   // new copy this read fills (promotion; or null).
   std::vector<CopyRef> read_copies;
   std::vector<CopyRef> promos;
-  std::vector<uint8_t> from_copy;    // per read op: 1 while it reads read_copies[chunk]
+  // Per read op: kFromCopy while it reads read_copies[chunk], kFromRemote
+  // while it reads the remote copy of a chunk held here, else 0.
+  std::vector<uint8_t> from_copy;
   std::vector<SegmentIo> promo_ops;  // per read op index; used for promoted chunks
   std::unique_ptr<std::atomic<uint64_t>[]> layer_remaining;
   std::atomic<size_t> first_bad;  // relative to `first`
@@ -112,12 +118,25 @@ struct OffloadState final : public IoOwner, public OffloadCompletion {
     CopyRef copy;  // its new DRAM copy, or null
     std::atomic<uint32_t> remaining{0};  // home writes, plus copy writes
     std::atomic<bool> failed{false};     // a home write failed
+    // Remote copy (chunks [0, remote_count)): the record it publishes, the
+    // segment writes left, whether one failed, and the chunk record value.
+    ChunkRef remote_record;
+    std::atomic<uint32_t> remote_left{0};
+    std::atomic<bool> remote_failed{false};
+    std::string record_value;
   };
 
   OffloadState(PoolImpl* pool, size_t chunks);
   void OnIoComplete(SegmentIo& io) override;
   void FinishChunk(Chunk& chunk);
-  // Marks the request done; `pool_request_open` says whether RequestEnd is due.
+  // A remote segment write or a chunk record write completed.
+  void OnRemoteWrite(SegmentIo& io, size_t chunk, bool record);
+  // Writes chunk `j`'s record once its segments are all in.
+  void PublishRemote(size_t j);
+  // One part of the request ended: a chunk's local writes, or its remote
+  // copy. The last one completes the request.
+  void PartDone();
+  // Marks the request done and ends the pool request.
   void Complete();
 
   Result<size_t> Wait() override;
@@ -128,10 +147,18 @@ struct OffloadState final : public IoOwner, public OffloadCompletion {
   std::unique_ptr<Chunk[]> chunks;
   size_t chunk_count = 0;
   size_t copy_count = 0;  // chunks [0, copy_count) also get a DRAM copy
+  size_t remote_count = 0;  // chunks [0, remote_count) also get a remote copy
   // Home writes, layer-major: index = layer * chunk_count + chunk; then the
-  // copy writes: chunk_count * layers + layer * copy_count + chunk.
+  // copy writes: copy_base() + layer * copy_count + chunk; then the remote
+  // segment writes: remote_base() + layer * remote_count + chunk.
   std::vector<SegmentIo> ops;
-  std::atomic<size_t> chunks_left{0};
+  // Chunk record writes, one per remote chunk: index = record_base() + chunk.
+  std::vector<SegmentIo> record_ops;
+  size_t copy_base() const { return chunk_count * layers; }
+  size_t remote_base() const { return copy_base() + copy_count * layers; }
+  size_t record_base() const { return remote_base() + remote_count * layers; }
+  // Parts not yet done: one per chunk, plus one per remote copy.
+  std::atomic<size_t> parts_left{0};
   std::atomic<size_t> stored{0};
   size_t rejected = 0;  // chunks that found no room
   std::shared_ptr<OffloadState> keep_alive;

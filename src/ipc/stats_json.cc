@@ -12,7 +12,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     retrieved_chunks, miss_chunks_on_error, offloaded_chunks, evicted_chunks, offload_rejected_chunks,
     recovered_chunks, unreachable_reclaimed_chunks, copy_chunks, hot_probation_chunks,
     hot_protected_chunks, copies_admitted, copies_promoted, copies_dropped, copy_fallbacks,
-    bytes_read_from_copies, bytes_read_from_home, retrieve_errors)
+    bytes_read_from_copies, bytes_read_from_home, retrieve_errors, remote_lookups,
+    remote_hit_chunks, remote_published_chunks, remote_write_failures, remote_fallbacks,
+    bytes_read_from_remote, remote_invalidated_chunks)
 
 namespace ipc {
 

@@ -65,6 +65,21 @@ void AddPool(Exposition& e, const PoolStats& p) {
            p.bytes_read_from_home);
   e.Single("kvpool_pool_retrieve_errors_total", c, "Retrievals cut short by a device error.",
            p.retrieve_errors);
+  e.Single("kvpool_pool_remote_lookups_total", c, "Local misses asked of the remote tier.",
+           p.remote_lookups);
+  e.Single("kvpool_pool_remote_hit_chunks_total", c, "Chunks found in the remote tier.",
+           p.remote_hit_chunks);
+  e.Single("kvpool_pool_remote_published_chunks_total", c,
+           "Chunks this pool stored whole in the remote tier.", p.remote_published_chunks);
+  e.Single("kvpool_pool_remote_write_failures_total", c,
+           "Chunks whose remote copy could not be stored.", p.remote_write_failures);
+  e.Single("kvpool_pool_remote_fallbacks_total", c,
+           "Reads of a remote copy that failed and were read again locally.", p.remote_fallbacks);
+  e.Single("kvpool_pool_read_from_remote_bytes_total", c,
+           "Retrieval bytes served by the remote tier.", p.bytes_read_from_remote);
+  e.Single("kvpool_pool_remote_invalidated_chunks_total", c,
+           "Chunks unpublished from the remote tier: a segment was missing or damaged.",
+           p.remote_invalidated_chunks);
 }
 
 // One per-device family: its name, type, help and the value of a device.

@@ -18,15 +18,26 @@ class Planner {
 
   void Add(uint16_t d) { load_[d] += bytes_; }
 
-  // The usable copy that would finish first; kNoDevice when neither is.
+  // The usable copy that would finish first (ties: DRAM copy, home,
+  // remote); kNoDevice when none is.
   uint16_t Best(const SegmentCopies& s) const {
-    bool home = Usable(s.home), copy = Usable(s.copy);
-    if (!home) return copy ? s.copy : kNoDevice;
-    if (!copy) return s.home;
-    return FinishIfAdded(s.copy) <= FinishIfAdded(s.home) ? s.copy : s.home;
+    uint16_t best = kNoDevice;
+    double best_finish = 0;
+    for (uint16_t d : {s.copy, s.home, s.remote}) {
+      if (!Usable(d)) continue;
+      const double finish = FinishIfAdded(d);
+      if (best == kNoDevice || finish < best_finish) {
+        best = d;
+        best_finish = finish;
+      }
+    }
+    return best;
   }
 
-  bool Forced(const SegmentCopies& s) const { return Usable(s.home) != Usable(s.copy); }
+  // Exactly one usable copy: nothing to choose.
+  bool Forced(const SegmentCopies& s) const {
+    return int{Usable(s.home)} + int{Usable(s.copy)} + int{Usable(s.remote)} == 1;
+  }
 
  private:
   std::span<const DeviceLoad> devices_;

@@ -1,6 +1,7 @@
 // Read plans over copies: which copy of each segment a retrieval reads.
 //
-// A segment may have a home copy (persistent device) and a DRAM copy. The
+// A segment may have a home copy (persistent device), a DRAM copy and a
+// remote copy (a remote-only chunk's segments are its home copy). The
 // plan picks, layer by layer, the copy whose device would finish soonest
 // counting what it already has to do: (queued bytes + bytes planned so far +
 // this segment) / bandwidth. Segments with a single usable copy are placed
@@ -23,6 +24,7 @@ inline constexpr uint16_t kNoDevice = 0xffff;
 struct SegmentCopies {
   uint16_t home = kNoDevice;
   uint16_t copy = kNoDevice;
+  uint16_t remote = kNoDevice;
 };
 
 struct DeviceLoad {

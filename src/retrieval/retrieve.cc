@@ -23,13 +23,16 @@ void RetrieveState::OnIoComplete(SegmentIo& io) {
     if (ops_remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
     return;
   }
+  if (!io.status.ok() && io.device == pool->remote()) pool->InvalidateRemote(records[chunk]->key, io.status);
   if (!io.status.ok() && from_copy[io.index]) {
     FallBackToHome(io, chunk, layer);
     return;
   }
   auto& c = pool->counters();
   if (io.status.ok()) {
-    (from_copy[io.index] ? c.bytes_read_from_copies : c.bytes_read_from_home)
+    (io.device == pool->remote()      ? c.bytes_read_from_remote
+     : from_copy[io.index] == kFromCopy ? c.bytes_read_from_copies
+                                        : c.bytes_read_from_home)
         .fetch_add(io.length, std::memory_order_relaxed);
     if (promos[chunk]) IssuePromotion(io, chunk, layer);
   } else {
@@ -52,9 +55,14 @@ void RetrieveState::OnIoComplete(SegmentIo& io) {
 }
 
 void RetrieveState::FallBackToHome(SegmentIo& io, size_t chunk, uint32_t layer) {
-  const ChunkRecord& rec = *records[chunk];
-  pool->DropCopy(rec.key, read_copies[chunk].get());
-  pool->counters().copy_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  ChunkRecord& rec = *records[chunk];
+  if (from_copy[io.index] == kFromRemote) {
+    rec.remote_copy.store(false, std::memory_order_release);  // gone or damaged there
+    pool->counters().remote_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    pool->DropCopy(rec.key, read_copies[chunk].get());
+    pool->counters().copy_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  }
   const SegmentLoc& home = rec.segment(layer);
   from_copy[io.index] = 0;
   io.device = home.device;
@@ -189,10 +197,13 @@ size_t PoolImpl::PlanRetrieval(const std::vector<ChunkRef>& records,
   const size_t n = records.size();
   std::vector<DeviceLoad> loads = PlanLoads();
   auto copies_of = [&](size_t c, uint32_t l) {
-    SegmentCopies s{records[c]->segment(l).device, kNoDevice};
+    const ChunkRecord& rec = *records[c];
+    SegmentCopies s{rec.segment(l).device, kNoDevice, kNoDevice};
     if (copies[c]) s.copy = copies[c]->segment(l).device;
-    if (loads[s.home].gibps <= 0) s.home = kNoDevice;
-    if (s.copy != kNoDevice && loads[s.copy].gibps <= 0) s.copy = kNoDevice;
+    if (s.home != remote_ && rec.remote_copy.load(std::memory_order_acquire)) s.remote = remote_;
+    for (uint16_t* d : {&s.home, &s.copy, &s.remote}) {
+      if (*d != kNoDevice && loads[*d].gibps <= 0) *d = kNoDevice;
+    }
     return s;
   };
   // The prefix is usable up to its first chunk with a layer on no usable device.
@@ -201,7 +212,7 @@ size_t PoolImpl::PlanRetrieval(const std::vector<ChunkRef>& records,
     bool ok = true;
     for (uint32_t l = 0; l < layers && ok; ++l) {
       SegmentCopies s = copies_of(usable, l);
-      ok = s.home != kNoDevice || s.copy != kNoDevice;
+      ok = s.home != kNoDevice || s.copy != kNoDevice || s.remote != kNoDevice;
     }
     if (!ok) break;
   }
@@ -275,19 +286,20 @@ Result<RetrieveHandle> PoolImpl::Retrieve(std::span<const ChunkKey> keys,
       const size_t i = l * n + c;
       const ChunkRecord& rec = *st->records[c];
       const bool copy = st->read_copies[c] && plan[i] == st->read_copies[c]->segment(l).device;
+      const bool remote = !copy && plan[i] == remote_ && rec.segment(l).device != remote_;
       const SegmentLoc& loc = copy ? st->read_copies[c]->segment(l) : rec.segment(l);
       SegmentIo& op = st->ops[i];
       op.kind = IoKind::kRead;
-      op.slot = loc.slot;
-      op.device = loc.device;
+      op.slot = remote ? 0 : loc.slot;  // a remote device reads by (chunk, layer)
+      op.device = remote ? remote_ : loc.device;
       op.length = segment_payload();
       op.buffer = destination.Segment(first + c, l);
-      op.checksum = loc.checksum;
+      op.checksum = loc.checksum;  // a remote copy has the home copy's bytes
       op.tag = SegmentTag{rec.key, rec.parent, l, 0};
       op.owner = st.get();
       op.index = static_cast<uint32_t>(i);
-      st->from_copy[i] = copy ? 1 : 0;
-      per_device[loc.device].push_back(&op);
+      st->from_copy[i] = copy ? internal::kFromCopy : remote ? internal::kFromRemote : 0;
+      per_device[op.device].push_back(&op);
     }
   }
   RequestBegin();

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "tier/dram_device.h"
 #include "tier/file_device.h"
+#include "tier/redis/redis_device.h"
 #include "tier/throttled_device.h"
 
 #if KVPOOL_HAVE_EXTENT
@@ -64,6 +65,7 @@ Result<std::unique_ptr<Device>> OpenBase(const DeviceOptions& options,
                                  "docs/spdk.md), put its pkg-config files on PKG_CONFIG_PATH "
                                  "and configure with -DKVPOOL_WITH_SPDK=ON");
 #endif
+    case DeviceKind::kRedis: return OpenRedisDevice(options, segment_payload_bytes, pool_id);
   }
   return Status::InvalidArgument("device '" + options.name + "': unknown kind");
 }

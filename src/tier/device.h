@@ -36,6 +36,7 @@ struct SegmentTag {
 enum class IoKind : uint8_t { kRead = 0, kWrite = 1 };
 
 class IoOwner;
+class RemoteTier;
 
 // One segment read or write. Lives in the owner's request state until the
 // owner's OnIoComplete has run.
@@ -134,6 +135,13 @@ class Device {
   virtual void DropCaches() {}
   // One line for `kvpool probe` and logs.
   virtual std::string Describe() const;
+  // True when failures are expected to pass (a remote node fails over, a
+  // network heals): the runner retries a quarantined device after a pause
+  // instead of leaving it out for good. Default: false.
+  virtual bool retries_after_quarantine() const { return false; }
+  // The remote-tier side of a remote device (tier/remote_tier.h); null for
+  // local devices.
+  virtual RemoteTier* remote_tier() { return nullptr; }
 
  protected:
   Device(DeviceOptions options, DeviceGeometry geometry)

@@ -121,4 +121,18 @@ std::string SyntheticDocument(size_t words, uint64_t seed) {
   return text;
 }
 
+std::vector<int32_t> SyntheticTokens(const LlamaEngine& engine, size_t n, uint64_t seed, bool bos) {
+  std::vector<int32_t> t;
+  for (size_t words = n; t.size() < n; words *= 2)
+    t = engine.Tokenize(SyntheticDocument(words, seed), bos);
+  t.resize(n);
+  return t;
+}
+
+std::vector<float> LastLogits(llama_context* ctx) {
+  const float* p = llama_get_logits_ith(ctx, -1);
+  const int32_t n = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
+  return p ? std::vector<float>(p, p + n) : std::vector<float>();
+}
+
 }  // namespace kvpool::cli

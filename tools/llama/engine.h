@@ -59,4 +59,10 @@ Result<std::string> EnsureModel(const std::string& path, const std::string& pres
 // Deterministic English-like text of `words` words (for benchmarks).
 std::string SyntheticDocument(size_t words, uint64_t seed);
 
+// Exactly `n` tokens of SyntheticDocument text (`bos`: a leading BOS).
+std::vector<int32_t> SyntheticTokens(const LlamaEngine& engine, size_t n, uint64_t seed, bool bos);
+
+// The logits of the last token decoded in `ctx` (empty when it has none).
+std::vector<float> LastLogits(llama_context* ctx);
+
 }  // namespace kvpool::cli

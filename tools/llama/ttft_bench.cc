@@ -60,24 +60,10 @@ Result<System> OpenSystem(const TtftBenchOptions& o, const std::string& name,
   return s;
 }
 
-std::vector<int32_t> Words(const LlamaEngine& engine, size_t n, uint64_t seed, bool bos) {
-  std::vector<int32_t> t;
-  for (size_t words = n; t.size() < n; words *= 2)
-    t = engine.Tokenize(SyntheticDocument(words, seed), bos);
-  t.resize(n);
-  return t;
-}
-
 WarmSample SampleOf(const llama::PrefillResult& r) {
   return {r.ttft_seconds,    r.load_seconds(), r.retrieve_seconds,
           r.restore_seconds, r.decode_seconds, r.restored_tokens,
           r.computed_tokens, r.sources,        r.fallback};
-}
-
-std::vector<float> Logits(llama_context* ctx) {
-  const float* p = llama_get_logits_ith(ctx, -1);
-  const int32_t n = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
-  return p ? std::vector<float>(p, p + n) : std::vector<float>();
 }
 
 // Stores the document (the sequence holds `prompt`) into every system.
@@ -104,13 +90,13 @@ Status WarmQueries(const TtftBenchOptions& o, const LlamaEngine& engine, llama_c
                    std::string* cache_method) {
   for (int r = 0; r < o.repeats; ++r) {
     std::vector<int32_t> prompt = doc;
-    std::vector<int32_t> q = Words(engine, o.question_tokens, 1000 + r, false);
+    std::vector<int32_t> q = SyntheticTokens(engine, o.question_tokens, 1000 + r, false);
     prompt.insert(prompt.end(), q.begin(), q.end());
     for (System& s : systems) {
       *cache_method = DropCaches(*s.pool);
       KVP_ASSIGN_OR_RETURN(llama::PrefillResult res, s.conn->Prefill(prompt));
       s.result.samples.push_back(SampleOf(res));
-      s.logits.push_back(Logits(ctx));
+      s.logits.push_back(LastLogits(ctx));
       if (res.restored_tokens != doc.size()) {
         std::fprintf(stderr, "  warning: %s restored %zu of %zu tokens: %s\n",
                      s.result.system.c_str(), res.restored_tokens, doc.size(),
@@ -150,9 +136,9 @@ Result<ContextResult> RunContext(const TtftBenchOptions& o, const LlamaEngine& e
       {"segment_payload_bytes", shape.SegmentPayloadBytes()},
       {"kv_bytes_per_token", shape.SegmentPayloadBytes() * shape.layers / o.chunk_tokens}};
 
-  const std::vector<int32_t> doc = Words(engine, context, context, true);
+  const std::vector<int32_t> doc = SyntheticTokens(engine, context, context, true);
   std::vector<int32_t> prompt = doc;
-  std::vector<int32_t> q = Words(engine, o.question_tokens, 999, false);
+  std::vector<int32_t> q = SyntheticTokens(engine, o.question_tokens, 999, false);
   prompt.insert(prompt.end(), q.begin(), q.end());
   for (int i = 0; i < o.cold_repeats; ++i) {
     llama_memory_seq_rm(llama_get_memory(ctx.get()), 0, -1, -1);
