@@ -201,7 +201,8 @@ TEST_F(RemotePoolTest, ItsBandwidthIsMeasuredAtOpenAndWeighsPlacementOfReads) {
   o.devices.push_back(RedisOptions(/*bandwidth=*/0));  // 0: probe
   auto pool = MakePool(std::move(o));
   ASSERT_TRUE(pool);
-  const DeviceStats& d = pool->Stats().devices[1];
+  const PoolStats stats = pool->Stats();
+  const DeviceStats& d = stats.devices[1];
   EXPECT_EQ(d.role, "remote");
   EXPECT_TRUE(d.bandwidth_probed);
   EXPECT_GT(d.bandwidth_gibps, 0.0);
