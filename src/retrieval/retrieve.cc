@@ -23,7 +23,6 @@ void RetrieveState::OnIoComplete(SegmentIo& io) {
     if (ops_remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Complete();
     return;
   }
-  if (!io.status.ok() && io.device == pool->remote()) pool->InvalidateRemote(records[chunk]->key, io.status);
   if (!io.status.ok() && from_copy[io.index]) {
     FallBackToHome(io, chunk, layer);
     return;
@@ -40,7 +39,11 @@ void RetrieveState::OnIoComplete(SegmentIo& io) {
     while (chunk < seen && !first_bad.compare_exchange_weak(seen, chunk)) {
     }
     const ChunkRef& rec = records[chunk];
-    pool->EraseChunk(rec->key, rec.get());  // never serve it again
+    // Never serve it again; the first failed layer of a remote-only chunk
+    // also unpublishes it there.
+    if (pool->EraseChunk(rec->key, rec.get()) && io.device == pool->remote()) {
+      pool->InvalidateRemote(rec->key, io.status);
+    }
     if (promos[chunk]) {
       PromotionDone(chunk, false);  // the write of this layer never happens
       ops_remaining.fetch_sub(1, std::memory_order_acq_rel);  // never the last: this op is left
@@ -57,7 +60,9 @@ void RetrieveState::OnIoComplete(SegmentIo& io) {
 void RetrieveState::FallBackToHome(SegmentIo& io, size_t chunk, uint32_t layer) {
   ChunkRecord& rec = *records[chunk];
   if (from_copy[io.index] == kFromRemote) {
-    rec.remote_copy.store(false, std::memory_order_release);  // gone or damaged there
+    // Gone or damaged there: read it here from now on, and unpublish it
+    // there once (the first failed layer).
+    if (rec.remote_copy.exchange(false, std::memory_order_acq_rel)) pool->InvalidateRemote(rec.key, io.status);
     pool->counters().remote_fallbacks.fetch_add(1, std::memory_order_relaxed);
   } else {
     pool->DropCopy(rec.key, read_copies[chunk].get());
