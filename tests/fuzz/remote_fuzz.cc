@@ -3,7 +3,10 @@
 // may write them), CLUSTER SLOTS replies and MOVED/ASK errors. The first
 // input byte picks the parser, the rest is its input; RESP input goes
 // through hiredis's reader first. A crash, sanitizer report or broken
-// invariant (__builtin_trap) is a finding. scripts/fuzz.sh builds and runs it.
+// invariant (__builtin_trap) is a finding. RESP input passes RespGuard
+// before hiredis's reader, as it does in NodeConnection: whatever the guard
+// accepts must not make the reader allocate beyond libFuzzer's RSS limit.
+// scripts/fuzz.sh builds and runs it.
 #include <hiredis/hiredis.h>
 
 #include <cstddef>
@@ -11,6 +14,7 @@
 #include <string_view>
 
 #include "tier/redis/remote_format.h"
+#include "tier/redis/resp_guard.h"
 #include "tier/redis/slot_map.h"
 
 namespace kvpool::redis {
@@ -54,6 +58,10 @@ void FuzzResp(std::string_view v, bool redirect) {
     if (auto r = ParseRedirect(v, from)) Check(r->slot < kClusterSlots && r->target.port > 0);
     return;
   }
+  // Fed in two pieces, so that the guard's state across reads is exercised.
+  RespGuard guard;
+  const size_t half = v.size() / 2;
+  if (!guard.Scan(v.substr(0, half)).ok() || !guard.Scan(v.substr(half)).ok()) return;
   redisReader* reader = redisReaderCreate();
   if (redisReaderFeed(reader, v.data(), v.size()) == REDIS_OK) {
     void* reply = nullptr;

@@ -41,6 +41,7 @@ Status NodeConnection::Open() {
     return Status::IOError(address_ + ": connect failed: " + why);
   }
   ctx_->reader->maxbuf = 0;  // keep the reader's buffer (see the header)
+  guard_.Reset();
   // hiredis sets TCP_NODELAY too; the contract is stated here.
   const int one = 1;
   ::setsockopt(ctx_->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -163,6 +164,9 @@ Status NodeConnection::ReadAvailable(std::vector<redisReply*>* replies) {
       return Fail("read failed", errno);
     }
     if (n == 0) return Fail("connection closed by the server");
+    if (Status s = guard_.Scan({read_buf_.data(), static_cast<size_t>(n)}); !s.ok()) {
+      return Fail(s.message());
+    }
     if (redisReaderFeed(ctx_->reader, read_buf_.data(), static_cast<size_t>(n)) != REDIS_OK) {
       return Fail("out of memory reading a reply");
     }

@@ -10,7 +10,9 @@
 // reader keeps its buffer between replies (maxbuf 0, as redis-benchmark
 // does): by default hiredis frees it whenever it empties, so every
 // megabyte-sized reply regrew it from nothing, realloc by realloc, each
-// growth a copy and fresh pages to fault in.
+// growth a copy and fresh pages to fault in. Every byte read passes a
+// RespGuard first, so that no reply can make the reader allocate without
+// bound (see resp_guard.h).
 //
 // The owner drives it from its poll() loop: PollEvents() says what to wait
 // for, Service() acts on what poll() returned. Every error closes the
@@ -27,6 +29,8 @@
 #include <vector>
 
 #include <kvpool/status.h>
+
+#include "tier/redis/resp_guard.h"
 
 struct redisContext;  // hiredis
 struct redisReply;
@@ -98,6 +102,7 @@ class NodeConnection {
   std::vector<const char*> argv_;  // scratch for Append
   std::vector<size_t> argv_len_;
   std::array<char, 256 * 1024> read_buf_;
+  RespGuard guard_;  // of the bytes read since Open()
 };
 
 }  // namespace kvpool::redis
