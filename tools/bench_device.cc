@@ -26,6 +26,8 @@ struct Measure {
   double gibps = 0;
   double user_per_gib = 0;
   double sys_per_gib = 0;
+  double in_flight = 0;     // mean transfers in flight over the run's wall time
+  uint64_t bounced = 0;     // reads whose payload went through a bounce buffer
 };
 
 // The segments of one size: their payloads, tags and checksums.
@@ -73,6 +75,8 @@ Result<Measure> ReadAll(DeviceRunner& runner, const Dataset& ds) {
   AlignedBuffer into(size_t{ds.count} * ds.payload);
   std::vector<SegmentIo> ops = ds.Ops(IoKind::kRead, &into);
   IoWaiter waiter;
+  const double in_flight0 = runner.in_flight_seconds();
+  const uint64_t bounced0 = runner.counters().bounced_segments.load();
   CpuTimes cpu0 = CpuTimes::Now();
   Clock::time_point t = Clock::now();
   Status s = waiter.Run(runner, ops);
@@ -80,17 +84,22 @@ Result<Measure> ReadAll(DeviceRunner& runner, const Dataset& ds) {
   CpuTimes cpu = CpuTimes::Now() - cpu0;
   if (!s.ok()) return s;
   double gib = double(ds.count) * ds.payload / double(1ull << 30);
-  return Measure{gib / secs, cpu.user / gib, cpu.system / gib};
+  return Measure{gib / secs, cpu.user / gib, cpu.system / gib,
+                 (runner.in_flight_seconds() - in_flight0) / secs,
+                 runner.counters().bounced_segments.load() - bounced0};
 }
 
 Measure MedianMeasure(const std::vector<Measure>& runs) {
-  std::vector<double> g, u, sy;
+  std::vector<double> g, u, sy, q;
+  uint64_t bounced = 0;
   for (const Measure& m : runs) {
     g.push_back(m.gibps);
     u.push_back(m.user_per_gib);
     sy.push_back(m.sys_per_gib);
+    q.push_back(m.in_flight);
+    bounced = std::max(bounced, m.bounced);
   }
-  return {Median(g), Median(u), Median(sy)};
+  return {Median(g), Median(u), Median(sy), Median(q), bounced};
 }
 
 // The run of median throughput (its CPU figures come with it).
@@ -209,14 +218,15 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
 }
 
 void Print(const std::vector<SizeResult>& results, double gib) {
-  Table t({"segment", "QD", "extent GiB/s", "files GiB/s", "fio GiB/s", "extent/fio",
+  Table t({"segment", "QD", "in flight", "extent GiB/s", "files GiB/s", "fio GiB/s", "extent/fio",
            "extent/files", "sys s/GiB extent", "sys s/GiB files", "files/extent sys"});
   for (const auto& r : results) {
     for (size_t i = 0; i < r.depths.size(); ++i) {
       const Measure& e = r.extent[i];
       const Measure& f = r.files[i];
       double fio_gib = double(r.fio[i].gibps);
-      t.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(e.gibps, 2),
+      t.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(e.in_flight, 1),
+             Fixed(e.gibps, 2),
              Fixed(f.gibps, 2), Fixed(fio_gib, 2), Fixed(e.gibps / fio_gib, 2),
              Fixed(e.gibps / f.gibps, 1), CpuCell(e.sys_per_gib, gib), CpuCell(f.sys_per_gib, gib),
              (e.sys_per_gib < 0.004 / gib ? ">" : "") +
@@ -247,7 +257,8 @@ json ToJson(const std::vector<SizeResult>& results) {
     for (size_t i = 0; i < r.depths.size(); ++i) {
       auto m = [](const Measure& x) {
         return json{{"gibps", x.gibps}, {"user_s_per_gib", x.user_per_gib},
-                    {"sys_s_per_gib", x.sys_per_gib}};
+                    {"sys_s_per_gib", x.sys_per_gib}, {"mean_in_flight", x.in_flight},
+                    {"bounced_reads", x.bounced}};
       };
       const FioResult& f = r.fio[i];
       double gib = f.gibps * f.runtime_seconds;
@@ -281,7 +292,8 @@ int RunDeviceBench(const DeviceBenchOptions& o) {
     results.push_back(std::move(r).value());
   }
   std::printf("cold reads: %s; medians of %d alternating runs; CPU = system seconds of the "
-              "whole process per GiB (fio: its own)\n",
+              "whole process per GiB (fio: its own); in flight = the extent device's mean "
+              "transfers in flight over the run (fio keeps QD)\n",
               cold.c_str(), o.repeats);
   Print(results, double(o.mib) / 1024);
   if (!o.keep) std::filesystem::remove(o.dir + "/bench.extent", ec);

@@ -119,6 +119,15 @@ struct DeviceStats {
   uint64_t evicted_segments = 0;
   uint64_t copy_segments = 0;     // cache role: DRAM copies held
   uint64_t queued_read_bytes = 0; // reads queued or in flight now
+  // Block devices (extent, SPDK): transfers in flight, integrated over time
+  // (transfer-seconds), and its mean over busy_seconds: the queue depth the
+  // device actually reached, as fio reports it. 0 for other devices.
+  double in_flight_seconds = 0;
+  double mean_in_flight = 0;
+  // Block devices: operations whose payload went through a bounce buffer
+  // (caller memory not 4096-aligned, or an engine without direct transfers)
+  // instead of moving straight to or from the caller's memory.
+  uint64_t bounced_segments = 0;
 };
 
 struct PoolStats {

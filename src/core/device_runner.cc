@@ -186,7 +186,14 @@ void DeviceRunner::SampleReadsLocked(Clock::time_point now) {
   if (live_samples_ >= kLiveMinSamples) live_gibps_.store(live_ewma_, std::memory_order_relaxed);
 }
 
+double DeviceRunner::in_flight_seconds() const {
+  uint64_t ns = 0;
+  for (const auto& q : queues_) ns += q->in_flight_ns();
+  return static_cast<double>(ns) / 1e9;
+}
+
 void DeviceRunner::Account(const SegmentIo& op) {
+  if (op.bounced) counters_.bounced_segments.fetch_add(1, std::memory_order_relaxed);
   if (op.kind == IoKind::kRead) {
     counters_.reads.fetch_add(1, std::memory_order_relaxed);
     if (op.status.ok()) counters_.bytes_read.fetch_add(op.length, std::memory_order_relaxed);

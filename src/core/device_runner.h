@@ -41,6 +41,7 @@ struct DeviceCounters {
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> evicted_segments{0};
   std::atomic<uint64_t> busy_ns{0};
+  std::atomic<uint64_t> bounced_segments{0};  // SegmentIo::bounced
 };
 
 struct RunnerTuning {
@@ -110,6 +111,9 @@ class DeviceRunner {
   static constexpr std::chrono::milliseconds kQuarantineRetry{1000};
   // Wall time with at least one worker busy, the current interval included.
   double busy_seconds() const;
+  // Transfers in flight integrated over time, summed over the workers'
+  // queues (IoQueue::in_flight_ns), in transfer-seconds. Any thread.
+  double in_flight_seconds() const;
 
   static constexpr uint64_t kLiveSampleBytes = 1ull << 20;
   static constexpr double kLiveAlpha = 0.2;

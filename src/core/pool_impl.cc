@@ -250,6 +250,9 @@ PoolStats PoolImpl::Stats() const {
     d.errors = c.errors.load();
     d.evicted_segments = c.evicted_segments.load();
     d.queued_read_bytes = r->queued_read_bytes();
+    d.in_flight_seconds = r->in_flight_seconds();
+    d.mean_in_flight = d.busy_seconds > 0 ? d.in_flight_seconds / d.busy_seconds : 0;
+    d.bounced_segments = c.bounced_segments.load();
     if (is_home(r->id())) s.segments += d.segments;
     s.devices.push_back(std::move(d));
   }

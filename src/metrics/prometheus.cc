@@ -127,6 +127,12 @@ const DeviceFamily kDeviceFamilies[] = {
      [](const DeviceStats& d) { return AsDouble(d.errors); }},
     {"kvpool_pool_device_evicted_segments_total", "counter", "Segments evicted.",
      [](const DeviceStats& d) { return AsDouble(d.evicted_segments); }},
+    {"kvpool_pool_device_in_flight_seconds_total", "counter",
+     "Transfers in flight integrated over time; its rate is the mean queue depth reached.",
+     [](const DeviceStats& d) { return d.in_flight_seconds; }},
+    {"kvpool_pool_device_bounced_segments_total", "counter",
+     "Operations whose payload went through a bounce buffer (unaligned caller memory).",
+     [](const DeviceStats& d) { return AsDouble(d.bounced_segments); }},
 };
 
 std::string DeviceLabels(const DeviceStats& d) {

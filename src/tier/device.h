@@ -52,6 +52,12 @@ struct SegmentIo {
   // read). A later read of the copy still verifies it.
   bool checksum_given = false;
   Status status;               // set by the device (I/O) and the runner (checksum)
+  // Set by block devices (extent, SPDK): the payload was copied through a
+  // bounce buffer instead of moving straight to or from `buffer` (which is
+  // not 4096-aligned, is under one block, or the engine has no direct
+  // transfers). A payload's last partial block always passes through the
+  // bounce buffer; that alone does not set it.
+  bool bounced = false;
   IoOwner* owner = nullptr;
   uint32_t index = 0;          // owner's own bookkeeping
   uint16_t device = 0;
@@ -93,6 +99,12 @@ class IoQueue {
     Execute(ops);
     for (SegmentIo* op : ops) sink.Done(*op);
   }
+
+  // Integral over time of the transfers this queue had in flight, in
+  // transfer-nanoseconds; divided by a wall time it is the mean number in
+  // flight (what fio reports as its achieved depth). Any thread. Default 0:
+  // a queue that does not keep transfers in flight (DRAM, files).
+  virtual uint64_t in_flight_ns() const { return 0; }
 };
 
 // A segment found on a persistent device at open.

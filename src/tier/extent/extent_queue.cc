@@ -16,6 +16,13 @@ std::string SlotName(const ExtentContext& c, uint32_t slot) {
   return c.what + " slot " + std::to_string(slot);
 }
 
+// Payload bytes of `op` that can move without a bounce buffer: its whole
+// blocks, when the caller's memory is block-aligned (O_DIRECT's rule).
+uint32_t DirectBytes(const SegmentIo& op) {
+  if (reinterpret_cast<uintptr_t>(op.buffer) % kBlockBytes != 0) return 0;
+  return op.length / kBlockBytes * kBlockBytes;
+}
+
 }  // namespace
 
 ExtentQueue::ExtentQueue(std::unique_ptr<RawQueue> raw, const ExtentContext* context)
@@ -107,6 +114,9 @@ Status ExtentQueue::Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t*
   io->offset = l.SlotOffset(op.slot);
   io->length = static_cast<uint32_t>(format::Layout::SlotIoBytes(op.length));
   io->buffer = buffer;
+  io->direct_bytes = raw_->supports_direct() ? DirectBytes(op) : 0;
+  io->direct = io->direct_bytes > 0 ? op.buffer : nullptr;
+  op.bounced = io->direct_bytes == 0;
   if (op.kind == IoKind::kRead) return Status::OK();
   std::byte* b = raw_->arena().buffer(buffer);
   *write_id = ctx_->next_write_id->fetch_add(1, std::memory_order_relaxed);
@@ -122,8 +132,12 @@ Status ExtentQueue::Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t*
   h.device_id = ctx_->device_id;
   h.slot = op.slot;
   format::EncodeSlotHeader(h, b);
-  std::memcpy(b + kBlockBytes, op.buffer, op.length);
-  std::memset(b + kBlockBytes + op.length, 0, io->length - kBlockBytes - op.length);
+  // What does not go direct follows the header in the arena: the whole
+  // payload, or only its last partial block (zero-padded either way).
+  const uint32_t staged = op.length - io->direct_bytes;
+  const uint32_t staged_io = io->length - kBlockBytes - io->direct_bytes;
+  std::memcpy(b + kBlockBytes, op.buffer + io->direct_bytes, staged);
+  std::memset(b + kBlockBytes + staged, 0, staged_io - staged);
   return Status::OK();
 }
 
@@ -153,7 +167,7 @@ Status ExtentQueue::FinishRead(SegmentIo& op, const RawIo& io) {
                               " layer " + std::to_string(h.layer) + ", expected chunk " +
                               op.tag.chunk.ToHex() + " layer " + std::to_string(op.tag.layer));
   }
-  std::memcpy(op.buffer, b + kBlockBytes, op.length);
+  std::memcpy(op.buffer + io.direct_bytes, b + kBlockBytes, op.length - io.direct_bytes);
   return Status::OK();
 }
 

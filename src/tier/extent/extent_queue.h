@@ -1,12 +1,18 @@
 // The extent device's IoQueue: turns segment reads and writes into aligned
 // slot transfers on a RawQueue (one per worker thread).
 //
-// A write copies header + payload into one bounce buffer and issues ONE
-// aligned write of both; when it completes the slot table learns the new
-// header. A read fetches header + payload, checks the header (magic,
-// checksum, pool/device/slot identity, chunk key, layer, length) and copies
-// the payload out; any mismatch is Corruption, a failed or short transfer
-// is an I/O error, and in both cases op->buffer's bytes are unspecified.
+// A write issues ONE aligned transfer of header + payload; when it completes
+// the slot table learns the new header. A read fetches header + payload in
+// one transfer and checks the header (magic, checksum, pool/device/slot
+// identity, chunk key, layer, length); any mismatch is Corruption, a failed
+// or short transfer is an I/O error, and in both cases op->buffer's bytes
+// are unspecified.
+//
+// Zero-copy: when op->buffer is 4096-aligned and the engine supports direct
+// transfers, the payload's whole blocks move straight between the file and
+// op->buffer (a vectored transfer, raw_queue.h); the header, and a last
+// partial block, pass through the queue's bounce buffer. Otherwise the whole
+// payload is copied through the bounce buffer and op->bounced is set.
 // Payload checksums are verified by the runner (core/device_runner.cc).
 #pragma once
 
@@ -42,6 +48,9 @@ class ExtentQueue final : public IoQueue {
   // Keeps queue_depth slot transfers in flight and hands each op to `sink`
   // as it completes (header checks and payload copy done).
   void ExecuteStreaming(std::span<SegmentIo* const> ops, IoStreamSink& sink) override;
+  uint64_t in_flight_ns() const override {
+    return raw_->in_flight().in_flight_ns.load(std::memory_order_relaxed);
+  }
 
  private:
   class Stream;

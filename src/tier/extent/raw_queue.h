@@ -5,9 +5,22 @@
 //
 // One RawQueue per worker thread; Run is called by one thread at a time and
 // takes no lock. Engines: "uring" (io_uring, registered buffers, fixed file,
-// READ_FIXED/WRITE_FIXED) and "psync" (pread/pwrite).
+// READ_FIXED/WRITE_FIXED; READV/WRITEV for direct transfers) and "psync"
+// (pread/pwrite, preadv/pwritev).
+//
+// Direct transfers (zero-copy). A RawIo with `direct` set moves the middle
+// of its range straight between the file and the caller's memory:
+//
+//   file:   [ offset, +4096 )        [ +4096, +4096+direct_bytes )   [ rest )
+//   memory: arena buffer [0, 4096)   direct                          arena buffer [4096, ...)
+//
+// so a slot's header lands in (or comes from) the arena while its payload
+// does not pass through it; only a payload's last partial block does.
 #pragma once
 
+#include <sys/uio.h>
+
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -24,9 +37,29 @@ namespace kvpool {
 struct RawIo {
   IoKind kind = IoKind::kRead;
   uint64_t offset = 0;  // multiple of 4096
-  uint32_t length = 0;  // multiple of 4096, <= arena buffer_bytes
+  uint32_t length = 0;  // multiple of 4096; without `direct`, <= arena buffer_bytes
   uint32_t buffer = 0;  // arena buffer index
   int64_t result = 0;   // set by Run: bytes transferred, or -errno
+  // Direct transfer (see above): 4096-aligned caller memory of direct_bytes
+  // (a multiple of 4096, 0 < direct_bytes <= length - 4096). Only for
+  // engines that supports_direct(). The caller keeps it valid until the
+  // transfer completes.
+  std::byte* direct = nullptr;
+  uint32_t direct_bytes = 0;
+  iovec iov[3] = {};  // the engine's; valid until the transfer completes
+};
+
+// Fills io->iov for a direct transfer through arena buffer `arena_buffer`;
+// returns how many entries it used (2 or 3).
+int DirectIovecs(RawIo* io, std::byte* arena_buffer);
+
+// Time-weighted count of transfers in flight, kept by the engine of one
+// queue (its worker thread writes, any thread reads). mean in flight over
+// an interval = delta(in_flight_ns) / delta(wall ns), the same measure as
+// fio's "IO depths" average.
+struct InFlightCounters {
+  std::atomic<uint64_t> in_flight_ns{0};  // integral of (transfers in flight) dt
+  std::atomic<uint64_t> busy_ns{0};       // wall time with at least one in flight
 };
 
 struct EngineConfig {
@@ -62,13 +95,24 @@ class RawQueue {
   virtual void RunStream(RawStream& stream);
   virtual std::string_view engine() const = 0;
   virtual bool registered_buffers() const = 0;
+  // True when the engine carries out direct transfers (RawIo::direct).
+  virtual bool supports_direct() const { return false; }
 
   BufferArena& arena() { return arena_; }
   uint32_t depth() const { return arena_.count(); }
+  const InFlightCounters& in_flight() const { return in_flight_; }
 
  protected:
   explicit RawQueue(BufferArena arena) : arena_(std::move(arena)) {}
+  // Engines call this whenever the number of their transfers in flight is
+  // about to change: `in_flight` is the count since the previous call.
+  void NoteInFlight(uint32_t in_flight);
+
   BufferArena arena_;
+  InFlightCounters in_flight_;
+
+ private:
+  uint64_t last_note_ns_ = 0;
 };
 
 // Opens a queue of config.engine. Errors: Unsupported when io_uring is not

@@ -1,0 +1,160 @@
+// Zero-copy extent I/O (tier/extent/extent_queue.h): 4096-aligned caller
+// memory moves straight between the file and the caller, only a payload's
+// last partial block through the bounce buffer; unaligned memory bounces and
+// is counted. Either way the bytes, the on-device format and the header
+// checks are the same. Also: the queue depth a device reaches is measured
+// (DeviceRunner::in_flight_seconds), so that queue_depth can be seen to mean
+// transfers in flight.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/device_runner.h"
+#include "core/io_waiter.h"
+#include "extent_test_util.h"
+#include "util/aligned_buffer.h"
+
+namespace kvpool::testing {
+namespace {
+
+constexpr ChunkKey kPoolId{0x7a, 0xc0};
+
+class ZeroCopyTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  // A runner over a fresh extent of `slots` slots for payloads of `payload`.
+  std::unique_ptr<DeviceRunner> Open(uint32_t payload, uint32_t slots, uint32_t queue_depth = 16) {
+    DeviceOptions d = ExtentOptions("zc", dir_.path() + "/zc" + std::to_string(opened_++) + ".extent",
+                                    uint64_t{slots} * (payload + 2 * format::kBlockBytes) + (1 << 20),
+                                    GetParam());
+    d.queue_depth = queue_depth;
+    auto dev = OpenExtentDevice(d, payload, kPoolId);
+    EXPECT_TRUE(dev.ok()) << dev.status().ToString();
+    if (!dev.ok()) return nullptr;
+    auto r = DeviceRunner::Start(std::move(dev).value(), 0);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+
+  // One op per slot over `count` segments of `length` at `base + i * stride`.
+  static std::vector<SegmentIo> Ops(IoKind kind, std::byte* base, size_t stride, uint32_t length,
+                                    uint32_t count, const std::vector<uint64_t>& checksums) {
+    std::vector<SegmentIo> ops(count);
+    for (uint32_t i = 0; i < count; ++i) {
+      ops[i].kind = kind;
+      ops[i].slot = i;
+      ops[i].length = length;
+      ops[i].buffer = base + i * stride;
+      ops[i].tag.chunk = ChunkKey{length, i + 1ull};
+      ops[i].tag.layer = i % 3;
+      if (kind == IoKind::kRead) ops[i].checksum = checksums[i];
+    }
+    return ops;
+  }
+
+  static std::vector<uint64_t> ChecksumsOf(const std::vector<SegmentIo>& writes) {
+    std::vector<uint64_t> out;
+    for (const SegmentIo& op : writes) out.push_back(op.checksum);
+    return out;
+  }
+
+  // Writes `count` segments of `length` from memory at byte offset
+  // `write_shift` of an aligned buffer, reads them back into memory at
+  // `read_shift`, and expects every byte back. Returns the bounced count.
+  uint64_t RoundTrip(uint32_t length, uint32_t count, size_t write_shift, size_t read_shift) {
+    auto runner = Open(length, count);
+    if (!runner) return ~0ull;
+    const size_t stride = (length + format::kBlockBytes - 1) / format::kBlockBytes * format::kBlockBytes;
+    AlignedBuffer src(stride * count + format::kBlockBytes);
+    for (size_t i = 0; i < src.size(); ++i) src.data()[i] = std::byte(uint8_t(i * 131 + i / 4096));
+    std::vector<SegmentIo> w = Ops(IoKind::kWrite, src.data() + write_shift, stride, length, count, {});
+    IoWaiter waiter;
+    EXPECT_TRUE(waiter.Run(*runner, w).ok());
+    AlignedBuffer dst(stride * count + format::kBlockBytes);
+    std::memset(dst.data(), 0xee, dst.size());
+    std::vector<SegmentIo> r =
+        Ops(IoKind::kRead, dst.data() + read_shift, stride, length, count, ChecksumsOf(w));
+    Status s = waiter.Run(*runner, r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    for (uint32_t i = 0; i < count; ++i) {
+      EXPECT_EQ(std::memcmp(dst.data() + read_shift + i * stride, src.data() + write_shift + i * stride,
+                            length),
+                0)
+          << "segment " << i << " of " << length << " bytes";
+    }
+    // Nothing beyond a segment's own bytes was written into the caller's memory.
+    if (read_shift + length < stride) {
+      EXPECT_EQ(dst.data()[read_shift + length], std::byte{0xee});
+    }
+    return runner->counters().bounced_segments.load();
+  }
+
+  TempDir dir_;
+  int opened_ = 0;  // each Open makes a new extent
+};
+
+TEST_P(ZeroCopyTest, AlignedMemoryMovesDirectlyWholeBlocksOrNot) {
+  KVP_SKIP_WITHOUT_URING(GetParam());
+  EXPECT_EQ(RoundTrip(64 * 1024, 24, 0, 0), 0u);
+  EXPECT_EQ(RoundTrip(3 * 4096 + 100, 24, 0, 0), 0u);  // the partial block via the arena
+  EXPECT_EQ(RoundTrip(4096, 8, 0, 0), 0u);
+}
+
+TEST_P(ZeroCopyTest, UnalignedOrSubBlockMemoryBouncesAndIsCounted) {
+  KVP_SKIP_WITHOUT_URING(GetParam());
+  EXPECT_EQ(RoundTrip(64 * 1024, 10, 16, 16), 20u);  // 10 writes + 10 reads
+  EXPECT_EQ(RoundTrip(100, 6, 0, 0), 12u);           // no whole block to move directly
+}
+
+TEST_P(ZeroCopyTest, DirectAndBouncedTransfersShareOneFormat) {
+  KVP_SKIP_WITHOUT_URING(GetParam());
+  EXPECT_EQ(RoundTrip(5 * 4096 + 7, 12, 0, 512), 12u);  // written direct, read bounced
+  EXPECT_EQ(RoundTrip(5 * 4096 + 7, 12, 8, 0), 12u);    // written bounced, read direct
+}
+
+TEST_P(ZeroCopyTest, ADirectReadOfAnotherSegmentIsCorruption) {
+  KVP_SKIP_WITHOUT_URING(GetParam());
+  auto runner = Open(8192, 2);
+  ASSERT_TRUE(runner);
+  AlignedBuffer src(2 * 8192), dst(8192);
+  std::vector<SegmentIo> w = Ops(IoKind::kWrite, src.data(), 8192, 8192, 2, {});
+  IoWaiter waiter;
+  ASSERT_TRUE(waiter.Run(*runner, w).ok());
+  // Slot 1 read as if it held slot 0's chunk: the header check refuses it.
+  std::vector<SegmentIo> r = Ops(IoKind::kRead, dst.data(), 8192, 8192, 1, ChecksumsOf(w));
+  r[0].slot = 1;
+  Status s = waiter.Run(*runner, r);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_FALSE(r[0].bounced);
+}
+
+TEST_P(ZeroCopyTest, QueueDepthIsTransfersInFlight) {
+  KVP_SKIP_WITHOUT_URING(GetParam());
+  constexpr uint32_t kPayload = 64 * 1024, kCount = 256, kDepth = 8;
+  auto runner = Open(kPayload, kCount, kDepth);
+  ASSERT_TRUE(runner);
+  AlignedBuffer src(size_t{kPayload} * kCount), dst(size_t{kPayload} * kCount);
+  std::vector<SegmentIo> w = Ops(IoKind::kWrite, src.data(), kPayload, kPayload, kCount, {});
+  IoWaiter waiter;
+  ASSERT_TRUE(waiter.Run(*runner, w).ok());
+  const double in_flight0 = runner->in_flight_seconds(), busy0 = runner->busy_seconds();
+  std::vector<SegmentIo> r = Ops(IoKind::kRead, dst.data(), kPayload, kPayload, kCount, ChecksumsOf(w));
+  ASSERT_TRUE(waiter.Run(*runner, r).ok());
+  const double mean = (runner->in_flight_seconds() - in_flight0) / (runner->busy_seconds() - busy0);
+  // Measured over the runner's busy time, which also holds the checksum work.
+  EXPECT_LE(mean, kDepth + 0.01);
+  if (GetParam() == "psync") {
+    EXPECT_GT(mean, 0.3);
+    EXPECT_LE(mean, 1.01);
+  } else {
+    EXPECT_GT(mean, 1.5) << "io_uring keeps several of " << kDepth << " transfers in flight";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ZeroCopyTest, ::testing::Values("uring", "psync"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+}  // namespace
+}  // namespace kvpool::testing
