@@ -25,11 +25,13 @@ constexpr ChunkKey kPoolId{0x7a, 0xc0};
 class ZeroCopyTest : public ::testing::TestWithParam<std::string> {
  protected:
   // A runner over a fresh extent of `slots` slots for payloads of `payload`.
-  std::unique_ptr<DeviceRunner> Open(uint32_t payload, uint32_t slots, uint32_t queue_depth = 16) {
+  std::unique_ptr<DeviceRunner> Open(uint32_t payload, uint32_t slots, uint32_t queue_depth = 16,
+                                     bool zero_copy = true) {
     DeviceOptions d = ExtentOptions("zc", dir_.path() + "/zc" + std::to_string(opened_++) + ".extent",
                                     uint64_t{slots} * (payload + 2 * format::kBlockBytes) + (1 << 20),
                                     GetParam());
     d.queue_depth = queue_depth;
+    d.zero_copy = zero_copy;
     auto dev = OpenExtentDevice(d, payload, kPoolId);
     EXPECT_TRUE(dev.ok()) << dev.status().ToString();
     if (!dev.ok()) return nullptr;
@@ -63,8 +65,9 @@ class ZeroCopyTest : public ::testing::TestWithParam<std::string> {
   // Writes `count` segments of `length` from memory at byte offset
   // `write_shift` of an aligned buffer, reads them back into memory at
   // `read_shift`, and expects every byte back. Returns the bounced count.
-  uint64_t RoundTrip(uint32_t length, uint32_t count, size_t write_shift, size_t read_shift) {
-    auto runner = Open(length, count);
+  uint64_t RoundTrip(uint32_t length, uint32_t count, size_t write_shift, size_t read_shift,
+                     bool zero_copy = true) {
+    auto runner = Open(length, count, 16, zero_copy);
     if (!runner) return ~0ull;
     const size_t stride = (length + format::kBlockBytes - 1) / format::kBlockBytes * format::kBlockBytes;
     AlignedBuffer src(stride * count + format::kBlockBytes);
@@ -106,6 +109,11 @@ TEST_P(ZeroCopyTest, UnalignedOrSubBlockMemoryBouncesAndIsCounted) {
   KVP_SKIP_WITHOUT_URING(GetParam());
   EXPECT_EQ(RoundTrip(64 * 1024, 10, 16, 16), 20u);  // 10 writes + 10 reads
   EXPECT_EQ(RoundTrip(100, 6, 0, 0), 12u);           // no whole block to move directly
+}
+
+TEST_P(ZeroCopyTest, ZeroCopyOffBouncesEverything) {
+  KVP_SKIP_WITHOUT_URING(GetParam());
+  EXPECT_EQ(RoundTrip(64 * 1024, 10, 0, 0, /*zero_copy=*/false), 20u);
 }
 
 TEST_P(ZeroCopyTest, DirectAndBouncedTransfersShareOneFormat) {

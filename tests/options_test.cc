@@ -202,6 +202,7 @@ path = ")" + dir.path() +
 capacity = "512 MiB"
 engine = "psync"
 sqpoll = false
+zero_copy = false
 reformat = true
 )";
   auto o = ParsePoolOptions(text, "full.toml");
@@ -238,6 +239,8 @@ reformat = true
   EXPECT_EQ(ext.kind, DeviceKind::kExtent);
   EXPECT_EQ(ext.name, "") << "Pool::Open fills default names";
   EXPECT_EQ(ext.capacity_bytes, 512ull << 20);
+  EXPECT_FALSE(ext.zero_copy);
+  EXPECT_TRUE(disk.zero_copy) << "defaults stay";
   EXPECT_EQ(ext.engine, "psync");
   EXPECT_TRUE(ext.reformat);
 }

@@ -33,6 +33,17 @@
 
 namespace kvpool::testing {
 
+// The model shape of the remote pool and fault tests: 4 layers of 64 KiB
+// segments.
+inline ModelShape RemoteTestShape() {
+  ModelShape s;
+  s.name = "4x2x32";
+  s.layers = 4;
+  s.kv_heads = 2;
+  s.head_dim = 32;
+  return s;
+}
+
 // Output and exit status of a child process.
 struct ProcessResult {
   int rc = -1;  // exit code; 128 + signal when killed; -1 when it could not run

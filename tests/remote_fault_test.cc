@@ -24,15 +24,6 @@ using std::chrono::steady_clock;
 constexpr uint32_t kTimeoutMs = 300;
 constexpr size_t kChunks = 48;
 
-ModelShape SmallShape() {
-  ModelShape s;
-  s.name = "4x2x32";
-  s.layers = 4;
-  s.kv_heads = 2;
-  s.head_dim = 32;  // 64 KiB segments
-  return s;
-}
-
 double Seconds(steady_clock::time_point since) {
   return std::chrono::duration<double>(steady_clock::now() - since).count();
 }
@@ -98,7 +89,7 @@ class RemoteFaultTest : public ::testing::Test {
   }
 
   static std::unique_ptr<RedisCluster> cluster_;
-  ModelShape shape_ = SmallShape();
+  ModelShape shape_ = RemoteTestShape();
 };
 
 std::unique_ptr<RedisCluster> RemoteFaultTest::cluster_;

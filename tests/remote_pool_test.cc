@@ -15,15 +15,6 @@
 namespace kvpool::testing {
 namespace {
 
-ModelShape SmallShape() {
-  ModelShape s;
-  s.name = "4x2x32";
-  s.layers = 4;
-  s.kv_heads = 2;
-  s.head_dim = 32;  // 64 KiB segments
-  return s;
-}
-
 class RemotePoolTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { cluster_ = RedisCluster::StartOrSkip(); }
@@ -56,7 +47,7 @@ class RemotePoolTest : public ::testing::Test {
   }
 
   static std::unique_ptr<RedisCluster> cluster_;
-  ModelShape shape_ = SmallShape();
+  ModelShape shape_ = RemoteTestShape();
 };
 
 std::unique_ptr<RedisCluster> RemotePoolTest::cluster_;

@@ -163,6 +163,7 @@ Status ReadDevice(const toml::table& t, size_t index, DeviceOptions* d) {
   KVP_RETURN_IF_ERROR(r.Get("direct_io", &d->direct_io));
   KVP_RETURN_IF_ERROR(r.Get("engine", &d->engine));
   KVP_RETURN_IF_ERROR(r.Get("sqpoll", &d->sqpoll));
+  KVP_RETURN_IF_ERROR(r.Get("zero_copy", &d->zero_copy));
   KVP_RETURN_IF_ERROR(r.Get("reformat", &d->reformat));
   KVP_RETURN_IF_ERROR(r.Get("transport", &d->transport));
   KVP_RETURN_IF_ERROR(r.Get("throttle_gibps", &d->throttle_gibps));

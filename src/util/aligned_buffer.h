@@ -1,4 +1,8 @@
-// A heap buffer aligned for O_DIRECT I/O (4096 bytes by default).
+// A zero-filled heap buffer aligned for O_DIRECT I/O (4096 bytes by
+// default). Buffers of 4 MiB and more are 2 MiB-aligned and advised for
+// transparent huge pages (MADV_HUGEPAGE), so that a zero-copy transfer into
+// them is a few physically contiguous DMA segments rather than one per
+// 4 KiB page.
 #pragma once
 
 #include <cstddef>

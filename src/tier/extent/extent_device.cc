@@ -41,6 +41,7 @@ class ExtentDevice final : public Device {
     ctx_.device_id = sb.device_id;
     ctx_.table = &table_;
     ctx_.next_write_id = &next_write_id_;
+    ctx_.zero_copy = options_.zero_copy;
   }
 
   ~ExtentDevice() override {

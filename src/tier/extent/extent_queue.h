@@ -8,8 +8,8 @@
 // or short transfer is an I/O error, and in both cases op->buffer's bytes
 // are unspecified.
 //
-// Zero-copy: when op->buffer is 4096-aligned and the engine supports direct
-// transfers, the payload's whole blocks move straight between the file and
+// Zero-copy: when DeviceOptions::zero_copy is on, op->buffer is
+// 4096-aligned and the engine supports direct transfers, the payload's whole blocks move straight between the file and
 // op->buffer (a vectored transfer, raw_queue.h); the header, and a last
 // partial block, pass through the queue's bounce buffer. Otherwise the whole
 // payload is copied through the bounce buffer and op->bounced is set.
@@ -38,6 +38,7 @@ struct ExtentContext {
   ChunkKey device_id;
   SlotTable* table = nullptr;
   std::atomic<uint64_t>* next_write_id = nullptr;
+  bool zero_copy = true;  // DeviceOptions::zero_copy
 };
 
 class ExtentQueue final : public IoQueue {
