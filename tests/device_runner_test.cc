@@ -62,6 +62,11 @@ struct Gate {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return waiting >= n; });
   }
+  // The same, giving up after `timeout`; true when `n` were blocked.
+  bool AwaitWaitingFor(uint32_t n, milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, timeout, [&] { return waiting >= n; });
+  }
 };
 
 // Each op passes the gate, sleeps `op_time` and completes, in issue order.
@@ -109,11 +114,12 @@ class SleepDevice final : public Device {
 };
 
 std::unique_ptr<DeviceRunner> StartSleepRunner(microseconds op_time, Gate* gate,
-                                               uint32_t queue_depth, RunnerTuning tuning = {}) {
+                                               uint32_t queue_depth, RunnerTuning tuning = {},
+                                               uint32_t io_threads = 1) {
   DeviceOptions o;
   o.name = "sleep";
   o.capacity_bytes = uint64_t{kSlots} * kSlotBytes;
-  o.io_threads = 1;
+  o.io_threads = io_threads;
   o.queue_depth = queue_depth;
   auto r = DeviceRunner::Start(std::make_unique<SleepDevice>(o, op_time, gate), 0, tuning);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -345,6 +351,24 @@ TEST(DeviceRunnerTest, QueuedReadBytesFollowsSubmitAndCompletion) {
   ASSERT_TRUE(writes.AwaitAllFor(milliseconds(5000)));
   EXPECT_EQ(runner->queued_read_bytes(), 0u);
   EXPECT_EQ(big.errors() + small.errors() + writes.errors(), 0u);
+}
+
+// One large request is shared among the idle workers: with the gate shut,
+// both workers of a two-thread device hold an op of the same submission.
+// (Taking whole batches, the first worker to wake would hold all of them.)
+TEST(DeviceRunnerTest, OneLargeReadIsSharedByEveryIdleWorker) {
+  Gate gate;
+  gate.open = false;
+  auto runner = StartSleepRunner(microseconds(0), &gate, /*queue_depth=*/32, {},
+                                 /*io_threads=*/2);
+  ASSERT_NE(runner, nullptr);
+  OpGroup reads(IoKind::kRead, 64);
+  reads.Submit(*runner);
+  EXPECT_TRUE(gate.AwaitWaitingFor(2, milliseconds(5000)))
+      << "only one worker took ops of a 64-op request";
+  gate.Open();
+  ASSERT_TRUE(reads.AwaitAllFor(milliseconds(10000)));
+  EXPECT_EQ(reads.errors(), 0u);
 }
 
 // A throttled DRAM device holding kSegments segments of kSegmentBytes,

@@ -16,6 +16,7 @@
 #include "core/io_waiter.h"
 #include "extent_test_util.h"
 #include "util/aligned_buffer.h"
+#include "util/checksum.h"
 
 namespace kvpool::testing {
 namespace {
@@ -136,6 +137,38 @@ TEST_P(ZeroCopyTest, ADirectReadOfAnotherSegmentIsCorruption) {
   Status s = waiter.Run(*runner, r);
   EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
   EXPECT_FALSE(r[0].bounced);
+}
+
+// A fully bounced read is hashed while it is copied out of the bounce
+// buffer (SegmentIo::delivered_checksum); the runner still refuses a payload
+// whose checksum is not the expected one. A direct read is hashed after.
+TEST_P(ZeroCopyTest, ABouncedReadIsVerifiedFromItsCopy) {
+  KVP_SKIP_WITHOUT_URING(GetParam());
+  constexpr uint32_t kPayload = 64 * 1024;
+  auto runner = Open(kPayload, 2);
+  ASSERT_TRUE(runner);
+  AlignedBuffer src(2 * kPayload), dst(2 * kPayload + format::kBlockBytes);
+  for (size_t i = 0; i < src.size(); ++i) src.data()[i] = std::byte(uint8_t(i * 7 + 3));
+  std::vector<SegmentIo> w = Ops(IoKind::kWrite, src.data(), kPayload, kPayload, 2, {});
+  IoWaiter waiter;
+  ASSERT_TRUE(waiter.Run(*runner, w).ok());
+  std::vector<SegmentIo> r = Ops(IoKind::kRead, dst.data() + 16, kPayload, kPayload, 2, ChecksumsOf(w));
+  ASSERT_TRUE(waiter.Run(*runner, r).ok());
+  for (const SegmentIo& op : r) {
+    EXPECT_TRUE(op.bounced);
+    ASSERT_TRUE(op.delivered_checksum_known);
+    EXPECT_EQ(op.delivered_checksum, Checksum64(op.buffer, op.length));
+  }
+  r[1].checksum ^= 1;  // what the index expects is not what the slot holds
+  Status s = waiter.Run(*runner, r);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_TRUE(r[0].status.ok());
+  EXPECT_EQ(r[1].status.code(), StatusCode::kCorruption);
+
+  std::vector<SegmentIo> direct = Ops(IoKind::kRead, dst.data(), kPayload, kPayload, 2, ChecksumsOf(w));
+  ASSERT_TRUE(waiter.Run(*runner, direct).ok());
+  EXPECT_FALSE(direct[0].bounced);
+  EXPECT_FALSE(direct[0].delivered_checksum_known);
 }
 
 TEST_P(ZeroCopyTest, QueueDepthIsTransfersInFlight) {

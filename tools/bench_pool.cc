@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include <kvpool/kvpool.h>
@@ -13,6 +15,7 @@
 #include "bench_util.h"
 #include "core/pool_impl.h"
 #include "default_config.h"
+#include "fio.h"
 #include "host_kv.h"
 #include "util/aligned_buffer.h"
 #include "util/clock.h"
@@ -25,6 +28,7 @@ using nlohmann::json;
 struct RetrievalRun {
   double seconds = 0;
   double first_layer_seconds = 0;
+  CpuTimes cpu;                  // this process, all threads, during the retrieval
   std::vector<PoolStats> stats;  // before, after
 };
 
@@ -44,11 +48,13 @@ Result<RetrievalRun> RetrieveOnce(Pool& pool, std::span<const ChunkKey> keys, Ho
   RetrievalRun run;
   run.stats.push_back(pool.Stats());
   std::vector<double> layer_at(pool.options().shape.layers, 0);
+  const CpuTimes cpu0 = CpuTimes::Now();
   Clock::time_point start = Clock::now();
   auto h = pool.Retrieve(keys, dst.View(), [&](uint32_t l, size_t) { layer_at[l] = SecondsSince(start); });
   if (!h.ok()) return h.status();
   auto n = h->Wait();
   run.seconds = SecondsSince(start);
+  run.cpu = CpuTimes::Now() - cpu0;
   if (!n.ok()) return n.status();
   if (*n != keys.size()) {
     return Status::IOError("retrieved " + std::to_string(*n) + " of " +
@@ -96,6 +102,13 @@ std::vector<double> Seconds(const PoolRun& r) {
   return s;
 }
 
+// Median CPU seconds (user + system, or system only) per GiB retrieved.
+double CpuPerGib(const PoolRun& r, double gib, bool system_only) {
+  std::vector<double> v;
+  for (const auto& run : r.runs) v.push_back((run.cpu.system + (system_only ? 0 : run.cpu.user)) / gib);
+  return Median(v);
+}
+
 // The same pool reduced to its fastest device, sized for the whole prefix.
 PoolOptions FastestAlone(const PoolOptions& full, const PoolStats& stats, uint64_t bytes) {
   size_t best = 0;
@@ -114,6 +127,153 @@ PoolOptions FastestAlone(const PoolOptions& full, const PoolStats& stats, uint64
   }
   o.devices = {d};
   return o;
+}
+
+// The pool's devices of `kind` alone, together large enough for the prefix;
+// a device with a file gets a fresh one beside its own. Empty when the pool
+// has no device of that kind.
+std::optional<PoolOptions> OnlyKind(const PoolOptions& full, DeviceKind kind, uint64_t bytes) {
+  PoolOptions o = full;
+  o.devices.clear();
+  for (const DeviceOptions& d : full.devices) {
+    if (d.kind == kind) o.devices.push_back(d);
+  }
+  if (o.devices.empty()) return std::nullopt;
+  const uint64_t each = (bytes + bytes / 8 + (64ull << 20)) / o.devices.size();
+  for (DeviceOptions& d : o.devices) {
+    d.name += "-only";
+    d.capacity_bytes = std::max<uint64_t>(d.capacity_bytes, each / 4096 * 4096);
+    if (!d.path.empty()) {
+      d.path += ".only";
+      d.reformat = true;
+    }
+  }
+  return o;
+}
+
+constexpr uint64_t kMinFioBytes = 256ull << 20;
+
+// Bytes memcpy copies for a ceiling: the prefix's size, within [256 MiB,
+// 1 GiB] so that it measures memory rather than cache, and stays quick.
+uint64_t MemcpyBytes(uint64_t bytes) { return std::clamp<uint64_t>(bytes, 256ull << 20, 1ull << 30); }
+
+// One line of the side-by-side table: a retrieval and its ceiling, both
+// measured in this run.
+struct Reference {
+  std::string what;
+  double gibps = 0;
+  double cpu_per_gib = 0;   // user + system
+  double sys_per_gib = 0;
+  std::string ceiling;
+  double ceiling_gibps = 0;
+  double ceiling_cpu_per_gib = 0;
+  double target = 0;        // ratio asked for; 0: none
+  std::string note;         // why a row could not be measured
+};
+
+Reference PoolReference(const std::string& what, const PoolRun& r, double gib) {
+  Reference ref;
+  ref.what = what;
+  ref.gibps = gib / Median(Seconds(r));
+  ref.cpu_per_gib = CpuPerGib(r, gib, false);
+  ref.sys_per_gib = CpuPerGib(r, gib, true);
+  return ref;
+}
+
+void RemoveFiles(const PoolOptions& o) {
+  std::error_code ec;
+  for (const DeviceOptions& d : o.devices) {
+    if (!d.path.empty()) std::filesystem::remove_all(d.path, ec);
+  }
+}
+
+// The DRAM regions alone against memcpy on every core.
+Result<Reference> DramReference(const PoolOptions& full, std::span<const ChunkKey> keys,
+                                const HostKv& src, int repeats, uint64_t bytes) {
+  auto only = OnlyKind(full, DeviceKind::kDram, bytes);
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  Reference ref;
+  ref.what = "DRAM regions alone";
+  ref.ceiling = "memcpy " + std::to_string(threads) + " threads";
+  ref.target = 0.9;
+  if (!only) {
+    ref.note = "no DRAM region in the configuration";
+    return ref;
+  }
+  KVP_ASSIGN_OR_RETURN(PoolRun run, RunOnPool(*only, "dram-only", keys, src, repeats));
+  const double gib = double(bytes) / (1ull << 30);
+  Reference measured = PoolReference(ref.what, run, gib);
+  measured.ceiling = ref.ceiling;
+  measured.target = ref.target;
+  measured.ceiling_gibps = MemcpyThreadsGibps(MemcpyBytes(bytes), threads);
+  measured.ceiling_cpu_per_gib = threads / measured.ceiling_gibps;  // every thread busy
+  return measured;
+}
+
+// The extent devices alone against fio (io_uring, O_DIRECT, 1 MiB random
+// reads at QD32) on the same file, right after.
+Result<Reference> ExtentReference(const PoolOptions& full, std::span<const ChunkKey> keys,
+                                  const HostKv& src, int repeats, uint64_t bytes) {
+  auto only = OnlyKind(full, DeviceKind::kExtent, bytes);
+  Reference ref;
+  ref.what = "extent alone";
+  ref.ceiling = "fio 1 MiB QD32, same file";
+  ref.target = 0.9;
+  if (!only) {
+    ref.note = "no extent device in the configuration";
+    return ref;
+  }
+  only->devices.resize(1);  // fio reads one file
+  only->devices[0].capacity_bytes =
+      std::max<uint64_t>(only->devices[0].capacity_bytes, (bytes + bytes / 8 + (64ull << 20)) / 4096 * 4096);
+  auto run = RunOnPool(*only, "extent-only", keys, src, repeats);
+  if (!run.ok()) {
+    RemoveFiles(*only);
+    return run.status();
+  }
+  const double gib = double(bytes) / (1ull << 30);
+  Reference measured = PoolReference(ref.what, *run, gib);
+  measured.ceiling = ref.ceiling;
+  measured.target = ref.target;
+  const std::string& path = only->devices[0].path;
+  std::error_code ec;
+  const uint64_t file_bytes = std::filesystem::file_size(path, ec);
+  DropCachesGlobal();
+  // At least kMinFioBytes, so that fio runs long enough to be timed.
+  auto fio = RunFio(FioJob{path, 0, ec ? 0 : file_bytes, std::max(bytes, kMinFioBytes), 1u << 20, 32, true});
+  RemoveFiles(*only);
+  if (!fio.ok() || fio->gibps <= 0) {
+    measured.note = fio.ok() ? "fio moved no bytes" : fio.status().message();
+    return measured;
+  }
+  measured.ceiling_gibps = fio->gibps;
+  measured.ceiling_cpu_per_gib = (fio->user_seconds + fio->system_seconds) / gib;
+  return measured;
+}
+
+void PrintReferences(const std::vector<Reference>& refs) {
+  Table t({"retrieval", "GiB/s", "CPU s/GiB", "sys s/GiB", "ceiling (same run)", "ceiling GiB/s",
+           "ceiling CPU s/GiB", "ratio", "target"});
+  for (const Reference& r : refs) {
+    const bool have = r.ceiling_gibps > 0;
+    t.Add({r.what, r.gibps > 0 ? Fixed(r.gibps, 2) : "-", r.gibps > 0 ? Fixed(r.cpu_per_gib, 3) : "-",
+           r.gibps > 0 ? Fixed(r.sys_per_gib, 3) : "-", r.ceiling + (r.note.empty() ? "" : " (" + r.note + ")"),
+           have ? Fixed(r.ceiling_gibps, 2) : "-", have ? Fixed(r.ceiling_cpu_per_gib, 3) : "-",
+           have ? Fixed(Div(r.gibps, r.ceiling_gibps), 2) : "-",
+           r.target > 0 ? ">= " + Fixed(r.target, 2) : "-"});
+  }
+  std::cout << t.Render();
+}
+
+json ReferencesJson(const std::vector<Reference>& refs) {
+  json a = json::array();
+  for (const Reference& r : refs) {
+    a.push_back({{"retrieval", r.what}, {"gibps", r.gibps}, {"cpu_seconds_per_gib", r.cpu_per_gib},
+                 {"system_seconds_per_gib", r.sys_per_gib}, {"ceiling", r.ceiling},
+                 {"ceiling_gibps", r.ceiling_gibps}, {"ceiling_cpu_seconds_per_gib", r.ceiling_cpu_per_gib},
+                 {"ratio", Div(r.gibps, r.ceiling_gibps)}, {"target", r.target}, {"note", r.note}});
+  }
+  return a;
 }
 
 void PrintDevices(const PoolRun& r, const ModelShape& shape) {
@@ -208,7 +368,7 @@ int RunPoolBench(const PoolBenchOptions& bo) {
   summary.Add({"retrieval GiB/s", Fixed(gib / pool_med, 2)});
   summary.Add({"sum of device bandwidths (GiB/s)", Fixed(total_bw, 2)});
   summary.Add({"pool / ideal (sum of bandwidths)", Fixed(gib / pool_med / total_bw, 2)});
-  double memcpy_gibps = MemcpyGibps(std::min<uint64_t>(bytes, 1ull << 30));
+  double memcpy_gibps = MemcpyGibps(MemcpyBytes(bytes));
   summary.Add({"memcpy 1 thread (GiB/s)", Fixed(memcpy_gibps, 2)});
   out["memcpy_gibps"] = memcpy_gibps;
   if (bo.compare_alone) {
@@ -225,6 +385,23 @@ int RunPoolBench(const PoolBenchOptions& bo) {
   }
   std::printf("\nsummary (median of %d cold retrievals, verified byte-exact):\n", bo.repeats);
   std::cout << summary.Render();
+  if (bo.references) {
+    std::vector<Reference> refs;
+    Reference whole = PoolReference("pool (all devices)", *pooled, gib);
+    whole.ceiling = "memcpy 1 thread";
+    whole.ceiling_gibps = memcpy_gibps;
+    whole.ceiling_cpu_per_gib = 1 / memcpy_gibps;
+    refs.push_back(whole);
+    for (auto* measure : {&DramReference, &ExtentReference}) {
+      auto r = measure(options, keys, src, bo.repeats, bytes);
+      if (!r.ok()) return std::cerr << "kvpool bench: " << r.status().ToString() << "\n", 1;
+      refs.push_back(*r);
+    }
+    std::printf("\nside by side with the ceilings, measured in this run (median of %d; "
+                "CPU: this process's user + system time):\n", bo.repeats);
+    PrintReferences(refs);
+    out["references"] = ReferencesJson(refs);
+  }
   if (!bo.json.empty()) {
     std::ofstream(bo.json) << out.dump(2) << "\n";
     std::printf("results: %s\n", bo.json.c_str());

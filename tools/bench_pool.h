@@ -1,6 +1,8 @@
 // `kvpool bench pool`: offloads a long prefix of one model shape into the
 // configured pool, then times cold retrievals of it, side by side with the
-// fastest device alone (same data, same run) and single-thread memcpy.
+// fastest device alone (same data, same run) and single-thread memcpy; then
+// the DRAM regions alone against memcpy on every core and the extent device
+// alone against fio on its own file, each with CPU seconds per GiB.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +18,9 @@ struct PoolBenchOptions {
   uint64_t tokens = 8192;           // prefix length
   int repeats = 5;                  // cold retrievals to take the median of
   bool compare_alone = true;        // also time the fastest device alone
+  // Also time the DRAM regions alone against memcpy on every core, and the
+  // extent device alone against fio on its file, with CPU per GiB.
+  bool references = true;
   std::string json;                 // write results here when not empty
 };
 

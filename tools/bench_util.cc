@@ -12,6 +12,7 @@
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "core/pool_impl.h"
 #include "util/aligned_buffer.h"
@@ -64,14 +65,26 @@ std::string DropCaches(Pool& pool) {
   return "fadvise-dontneed";
 }
 
-double MemcpyGibps(size_t bytes) {
+double MemcpyGibps(size_t bytes) { return MemcpyThreadsGibps(bytes, 1); }
+
+double MemcpyThreadsGibps(size_t bytes, unsigned threads) {
+  threads = std::max(1u, threads);
   AlignedBuffer a(bytes), b(bytes);
   FillPattern(a.data(), bytes, 1);
   std::memcpy(b.data(), a.data(), bytes);  // fault the pages in
+  // Each thread copies one contiguous slice, cut at 4 KiB.
+  const size_t slice = (bytes / threads + 4095) / 4096 * 4096;
+  auto copy_slice = [&](unsigned i) {
+    const size_t off = std::min(bytes, size_t{i} * slice);
+    std::memcpy(b.data() + off, a.data() + off, std::min(slice, bytes - off));
+  };
   std::vector<double> runs;
-  for (int i = 0; i < 3; ++i) {
+  for (int r = 0; r < 3; ++r) {
     Clock::time_point t = Clock::now();
-    std::memcpy(b.data(), a.data(), bytes);
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back(copy_slice, i);
+    copy_slice(0);
+    for (auto& th : pool) th.join();
     runs.push_back(double(bytes) / SecondsSince(t) / double(1ull << 30));
   }
   return Median(runs);

@@ -35,6 +35,9 @@ bool DropCachesGlobal();
 
 // memcpy of `bytes` on one thread: the DRAM ceiling. Returns GiB/s (median of 3).
 double MemcpyGibps(size_t bytes);
+// The same split over `threads` threads (one slice each, thread start
+// included): the ceiling for reads that several workers serve.
+double MemcpyThreadsGibps(size_t bytes, unsigned threads);
 
 // Text table: header row, then rows; columns padded to their widest cell.
 class Table {

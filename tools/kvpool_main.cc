@@ -40,6 +40,8 @@ void AddPoolBench(CLI::App& bench, PoolBenchOptions& o) {
   bench.add_option("--tokens", o.tokens, "prefix length in tokens")->check(CLI::PositiveNumber);
   bench.add_option("--repeats", o.repeats, "cold retrievals (median reported)")->check(CLI::Range(1, 1000));
   bench.add_flag("!--no-alone", o.compare_alone, "skip the fastest-device-alone comparison");
+  bench.add_flag("!--no-references", o.references,
+                 "skip DRAM-alone vs memcpy and extent-alone vs fio");
   bench.add_option("--json", o.json, "write results as JSON to this file");
 }
 

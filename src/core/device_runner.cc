@@ -82,7 +82,7 @@ bool DeviceRunner::TakeBatch(std::vector<SegmentIo*>* batch) {
       writes_.pop_front();
     }
   } else {
-    const size_t limit = BatchLimit();
+    const size_t limit = ReadShareLocked();
     while (!reads_.empty() && batch->size() < limit) {
       batch->push_back(reads_.front());
       reads_.pop_front();
@@ -106,6 +106,14 @@ size_t DeviceRunner::BatchLimit() const {
   return std::max<size_t>(WriteBatchLimit() * 8, 256);
 }
 
+size_t DeviceRunner::ReadShareLocked() const {
+  // The calling worker is not yet counted in active_workers_.
+  const size_t busy = std::min<size_t>(active_workers_, queues_.size());
+  const size_t idle = std::max<size_t>(1, queues_.size() - busy);
+  const size_t share = (reads_.size() + idle - 1) / idle;
+  return std::min(BatchLimit(), share);
+}
+
 size_t DeviceRunner::WriteBatchLimit() const {
   return std::max<uint32_t>(1, device_->options().queue_depth);
 }
@@ -114,6 +122,11 @@ size_t DeviceRunner::WriteBatchLimit() const {
 // completes, then hands the op back to its owner.
 class DeviceRunner::Sink final : public IoStreamSink {
  public:
+  // What a read delivered: hashed by the device during its copy, or here.
+  static uint64_t ReadChecksum(const SegmentIo& op) {
+    return op.delivered_checksum_known ? op.delivered_checksum : Checksum64(op.buffer, op.length);
+  }
+
   explicit Sink(DeviceRunner* runner) : runner_(runner) {}
 
   void BeforeIssue(SegmentIo& op) override {
@@ -122,11 +135,11 @@ class DeviceRunner::Sink final : public IoStreamSink {
       op.checksum = Checksum64(op.buffer, op.length);
     }
     op.status = Status::OK();
+    op.delivered_checksum_known = false;
   }
 
   void Done(SegmentIo& op) override {
-    if (op.kind == IoKind::kRead && op.status.ok() &&
-        Checksum64(op.buffer, op.length) != op.checksum) {
+    if (op.kind == IoKind::kRead && op.status.ok() && ReadChecksum(op) != op.checksum) {
       op.status = Status::Corruption("device '" + runner_->device_->name() + "' slot " +
                                      std::to_string(op.slot) + ": checksum mismatch");
     }

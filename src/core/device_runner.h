@@ -139,6 +139,11 @@ class DeviceRunner {
   // queue keeps queue_depth transfers in flight while finished ones are
   // checked.
   size_t BatchLimit() const;
+  // Read ops the next worker takes: an equal share of the queued reads
+  // among the idle workers (at most BatchLimit()), so that one large
+  // request is served by every worker of a device with io_threads > 1, not
+  // by the first one to wake. REQUIRES: mu_ held.
+  size_t ReadShareLocked() const;
   // Write ops taken per batch: queue_depth, so that a read arriving behind
   // a write backlog waits for one ring's worth of writes at most.
   size_t WriteBatchLimit() const;

@@ -28,6 +28,7 @@ class FaultQueue final : public IoQueue {
     if (plan_->flip_nth_read > 0 && --plan_->flip_nth_read == 0) flip = true;
     if (flip && op.length > 0) {
       op.buffer[op.length / 2] ^= std::byte{0x10};
+      op.delivered_checksum_known = false;  // the device delivered other bytes
       ++plan_->injected;
     }
   }

@@ -58,6 +58,14 @@ struct SegmentIo {
   // transfers). A payload's last partial block always passes through the
   // bounce buffer; that alone does not set it.
   bool bounced = false;
+  // Read: set by a device that copied the payload into `buffer` itself
+  // (DRAM, a fully bounced block read) and hashed each piece of `buffer`
+  // right after writing it: `delivered_checksum` is Checksum64 of the bytes
+  // now in `buffer`, and the runner compares it instead of reading the
+  // payload a second time. Cleared by the runner before issue; whatever
+  // changes `buffer` after the device must clear it too.
+  bool delivered_checksum_known = false;
+  uint64_t delivered_checksum = 0;
   IoOwner* owner = nullptr;
   uint32_t index = 0;          // owner's own bookkeeping
   uint16_t device = 0;

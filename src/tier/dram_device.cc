@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "util/aligned_buffer.h"
+#include "util/checksum.h"
 #include "util/errno_status.h"
 #include "util/log.h"
 
@@ -28,7 +29,8 @@ class DramQueue final : public IoQueue {
     for (SegmentIo* op : ops) {
       std::byte* slot = base_ + static_cast<size_t>(op->slot) * slot_bytes_;
       if (op->kind == IoKind::kRead) {
-        std::memcpy(op->buffer, slot, op->length);
+        op->delivered_checksum = CopyWithChecksum(op->buffer, slot, op->length);
+        op->delivered_checksum_known = true;
       } else {
         std::memcpy(slot, op->buffer, op->length);
       }

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "util/aligned_buffer.h"
+#include "util/checksum.h"
 #include "util/errno_status.h"
 
 namespace kvpool {
@@ -105,7 +106,10 @@ class FileQueue final : public IoQueue {
     ssize_t n = ::pread(fd, dst, IoLength(op), static_cast<off_t>(op.tag.layer) * slot_bytes_);
     if (n < 0) return ErrnoStatus(errno, "pread " + path);
     if (static_cast<size_t>(n) < op.length) return Status::IOError("short read of " + path);
-    if (direct_) std::memcpy(op.buffer, dst, op.length);
+    if (direct_) {
+      op.delivered_checksum = CopyWithChecksum(op.buffer, dst, op.length);
+      op.delivered_checksum_known = true;
+    }
     return Status::OK();
   }
 

@@ -61,9 +61,9 @@ Result<System> OpenSystem(const TtftBenchOptions& o, const std::string& name,
 }
 
 WarmSample SampleOf(const llama::PrefillResult& r) {
-  return {r.ttft_seconds,    r.load_seconds(), r.retrieve_seconds,
-          r.restore_seconds, r.decode_seconds, r.restored_tokens,
-          r.computed_tokens, r.sources,        r.fallback};
+  return {r.ttft_seconds,    r.load_seconds(),   r.retrieve_seconds, r.assemble_seconds,
+          r.restore_seconds, r.decode_seconds,   r.restored_tokens,  r.computed_tokens,
+          r.sources,         r.fallback};
 }
 
 // Stores the document (the sequence holds `prompt`) into every system.
@@ -224,6 +224,7 @@ int RunTtftBench(const TtftBenchOptions& o) {
       report.config["model"].get<std::string>().c_str());
   std::printf("page cache before each warm query: %s\n\n%s\n",
               report.config.value("page_cache", std::string("-")).c_str(), report.Table().c_str());
+  std::printf("warm TTFT split (medians of each part, seconds):\n%s\n", report.SplitTable().c_str());
   for (const std::string& f : report.Write(o.out)) std::printf("wrote %s\n", f.c_str());
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "ttft_report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -28,6 +29,7 @@ nlohmann::json SampleJson(const WarmSample& s) {
   return {{"ttft_s", s.ttft},
           {"load_s", s.load},
           {"retrieve_s", s.retrieve},
+          {"assemble_s", s.assemble},
           {"set_state_s", s.restore},
           {"decode_s", s.decode},
           {"restored_tokens", s.restored_tokens},
@@ -134,6 +136,24 @@ std::string TtftReport::Table() const {
   return t.Render();
 }
 
+std::string TtftReport::SplitTable() const {
+  cli::Table t({"tokens", "system", "TTFT", "pool read", "assemble", "set state", "decode", "other",
+                "read % of TTFT"});
+  for (const ContextResult& c : contexts) {
+    for (const SystemResult& s : c.systems) {
+      const double ttft = MedianOf(s.samples, &WarmSample::ttft);
+      const double read = MedianOf(s.samples, &WarmSample::retrieve);
+      const double assemble = MedianOf(s.samples, &WarmSample::assemble);
+      const double restore = MedianOf(s.samples, &WarmSample::restore);
+      const double decode = MedianOf(s.samples, &WarmSample::decode);
+      const double other = std::max(0.0, ttft - read - assemble - restore - decode);
+      t.Add({std::to_string(c.context), s.system, Sec(ttft), Sec(read), Sec(assemble), Sec(restore),
+             Sec(decode), Sec(other), ttft > 0 ? Fixed(100 * read / ttft, 0) + "%" : "-"});
+    }
+  }
+  return t.Render();
+}
+
 nlohmann::json TtftReport::ToJson() const {
   nlohmann::json cells = nlohmann::json::array();
   for (const ContextResult& c : contexts) {
@@ -149,6 +169,9 @@ nlohmann::json TtftReport::ToJson() const {
                          {"median_ttft_s", MedianOf(s.samples, &WarmSample::ttft)},
                          {"median_load_s", MedianOf(s.samples, &WarmSample::load)},
                          {"median_retrieve_s", MedianOf(s.samples, &WarmSample::retrieve)},
+                         {"median_assemble_s", MedianOf(s.samples, &WarmSample::assemble)},
+                         {"median_set_state_s", MedianOf(s.samples, &WarmSample::restore)},
+                         {"median_decode_s", MedianOf(s.samples, &WarmSample::decode)},
                          {"samples", samples}});
     }
     cells.push_back({{"context_tokens", c.context},

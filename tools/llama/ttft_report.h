@@ -15,6 +15,7 @@ struct WarmSample {
   double ttft = 0;      // Prefill call to last logits ready
   double load = 0;      // retrieve + assemble + llama_state_seq_set_data
   double retrieve = 0;  // pool reads (per-layer assembly overlaps them)
+  double assemble = 0;  // assembly left after the last layer landed
   double restore = 0;   // llama_state_seq_set_data
   double decode = 0;    // the question's tokens
   size_t restored_tokens = 0;
@@ -46,6 +47,9 @@ struct TtftReport {
   std::vector<ContextResult> contexts;
 
   std::string Table() const;
+  // Where each system's median warm TTFT goes: pool read, assembly after
+  // the read, llama_state_seq_set_data, decode of the question, the rest.
+  std::string SplitTable() const;
   nlohmann::json ToJson() const;
   // Writes <dir>/llama-ttft.json, and llama-ttft.png when gnuplot is present.
   // Returns the paths written.

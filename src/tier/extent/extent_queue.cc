@@ -5,6 +5,7 @@
 
 #include "format/constants.h"
 #include "format/slot_header.h"
+#include "util/checksum.h"
 #include "util/errno_status.h"
 
 namespace kvpool {
@@ -167,7 +168,12 @@ Status ExtentQueue::FinishRead(SegmentIo& op, const RawIo& io) {
                               " layer " + std::to_string(h.layer) + ", expected chunk " +
                               op.tag.chunk.ToHex() + " layer " + std::to_string(op.tag.layer));
   }
-  std::memcpy(op.buffer + io.direct_bytes, b + kBlockBytes, op.length - io.direct_bytes);
+  if (io.direct_bytes == 0) {  // the whole payload is copied: hash it on the way
+    op.delivered_checksum = CopyWithChecksum(op.buffer, b + kBlockBytes, op.length);
+    op.delivered_checksum_known = true;
+  } else {
+    std::memcpy(op.buffer + io.direct_bytes, b + kBlockBytes, op.length - io.direct_bytes);
+  }
   return Status::OK();
 }
 
