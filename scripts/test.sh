@@ -6,7 +6,7 @@
 # minute each (scripts/fuzz.sh). Exit status is non-zero when anything fails.
 #   KVPOOL_SANITIZERS=0   skips the sanitizer builds (quick local runs).
 #   KVPOOL_MIN_FREE_GIB   free disk the run needs at its start (default 12;
-#                         the whole run peaks near 7 GiB). Below it the run
+#                         a run peaks near 9 GiB). Below it the run
 #                         stops at once and says so, instead of failing a
 #                         test half an hour in with ENOSPC.
 # A stage that passed leaves its build (to rerun one test) but not the scratch

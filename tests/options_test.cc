@@ -62,7 +62,7 @@ TEST(Options, BadWatermarksNameTheField) {
 
 TEST(Options, OtherFieldsAreChecked) {
   PoolOptions o = ValidOptions();
-  o.devices[0].io_threads = 0;
+  o.devices[0].io_threads = 65;
   ExpectNames(o.Validate(), "devices[0].io_threads");
   o = ValidOptions();
   o.devices[0].queue_depth = 0;
@@ -234,7 +234,7 @@ reformat = true
   EXPECT_EQ(disk.capacity_bytes, 1ull << 30);
   EXPECT_FALSE(disk.direct_io);
   EXPECT_EQ(disk.throttle_gibps, 0.5);
-  EXPECT_EQ(disk.io_threads, 1u) << "defaults stay";
+  EXPECT_EQ(disk.io_threads, 0u) << "defaults stay (0 = automatic, resolved at open)";
   const DeviceOptions& ext = o->devices[2];
   EXPECT_EQ(ext.kind, DeviceKind::kExtent);
   EXPECT_EQ(ext.name, "") << "Pool::Open fills default names";

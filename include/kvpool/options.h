@@ -41,8 +41,12 @@ struct DeviceOptions {
   // Read bandwidth in GiB/s used for placement. Default: 0 = measure with a
   // short probe at open (cached in PoolOptions::state_dir).
   double bandwidth_gibps = 0;
-  // Worker threads driving this device. Default: 1.
-  uint32_t io_threads = 1;
+  // Worker threads driving this device, at most 64. Default: 0 = automatic
+  // at Pool::Open: a DRAM region's reads are copies and checksums, bound by
+  // CPU, so each DRAM region gets an equal share of the CPUs this process may
+  // run on (at least 1, at most 8); every other kind gets 1, which keeps
+  // queue_depth transfers in flight.
+  uint32_t io_threads = 0;
   // Segments in flight per worker thread. Default: 32.
   uint32_t queue_depth = 32;
 

@@ -82,7 +82,7 @@ Status ValidateDevice(const DeviceOptions& d, size_t i) {
     return Bad(f + ".capacity_bytes", "must be a multiple of 4096, got " +
                                           std::to_string(d.capacity_bytes));
   }
-  if (d.io_threads == 0 || d.io_threads > 64) return Bad(f + ".io_threads", "must be in [1, 64]");
+  if (d.io_threads > 64) return Bad(f + ".io_threads", "must be in [0, 64] (0 = automatic)");
   if (d.queue_depth == 0 || d.queue_depth > 4096) {
     return Bad(f + ".queue_depth", "must be in [1, 4096]");
   }
