@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/pool_impl.h"
+#include "pool_helpers.h"
 #include "test_util.h"
 
 namespace kvpool::testing {
@@ -20,13 +21,7 @@ TEST(Smoke, AutomaticIoThreadsShareTheCpusAmongDramRegions) {
   o.devices.push_back(DramOptions("auto-b", 4 << 20));
   o.devices.push_back(DramOptions("three", 4 << 20));
   o.devices.back().io_threads = 3;
-  DeviceOptions f;
-  f.kind = DeviceKind::kFilePerChunk;
-  f.name = "files";
-  f.path = dir.path() + "/files";
-  f.capacity_bytes = 4 << 20;
-  f.bandwidth_gibps = 1.0;
-  o.devices.push_back(f);
+  o.devices.push_back(FileOptions("files", dir.path() + "/files", 4 << 20));
   ASSERT_EQ(o.devices[0].io_threads, 0u) << "automatic is the default";
   auto pool = Pool::Open(o);
   ASSERT_TRUE(pool.ok()) << pool.status().ToString();
@@ -59,13 +54,7 @@ TEST(Smoke, RoundTripOverDramAndFiles) {
   o.shape = *ModelShape::Preset("tiny");
   o.devices.push_back(DramOptions("a", 4 << 20, 1.0));
   o.devices.push_back(DramOptions("b", 4 << 20, 2.0));
-  DeviceOptions f;
-  f.kind = DeviceKind::kFilePerChunk;
-  f.name = "files";
-  f.path = dir.path() + "/files";
-  f.capacity_bytes = 4 << 20;
-  f.bandwidth_gibps = 1.0;
-  o.devices.push_back(f);
+  o.devices.push_back(FileOptions("files", dir.path() + "/files", 4 << 20));
   auto pool = Pool::Open(o);
   ASSERT_TRUE(pool.ok()) << pool.status().ToString();
   auto keys = MakeKeys(o.shape, 10, 1);
