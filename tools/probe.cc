@@ -373,6 +373,7 @@ int RunProbe(const ProbeOptions& po) {
     if (d.name.empty()) d.name = std::string(DeviceKindName(d.kind)) + std::to_string(i);
     for (DeviceOptions& e : ExpandNumaRegions(d)) devices.push_back(std::move(e));
   }
+  ResolveIoThreads(devices);  // as Pool::Open does: the probe measures the pool's workers
   json direct = json::array();
   for (const auto& d : devices) {
     if (d.kind == DeviceKind::kFilePerChunk || d.kind == DeviceKind::kExtent) {

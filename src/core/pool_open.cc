@@ -1,41 +1,10 @@
 // Pool::Open: fills option defaults, opens every device and builds the pool.
-#include <sched.h>
-
-#include <algorithm>
 #include <filesystem>
-#include <thread>
 
 #include "core/pool_impl.h"
 #include "tier/dram_device.h"
 
 namespace kvpool {
-namespace {
-
-constexpr uint32_t kMaxAutoDramThreads = 8;
-
-// CPUs this process may run on (its affinity mask), at least 1.
-uint32_t UsableCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
-    return static_cast<uint32_t>(CPU_COUNT(&set));
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-// Replaces io_threads = 0 (automatic) by its value; see DeviceOptions.
-void ResolveIoThreads(std::vector<DeviceOptions>& devices, uint32_t cpus) {
-  uint32_t dram_regions = 0;
-  for (const DeviceOptions& d : devices) dram_regions += d.kind == DeviceKind::kDram ? 1 : 0;
-  const uint32_t per_region =
-      std::clamp<uint32_t>(cpus / std::max(1u, dram_regions), 1, kMaxAutoDramThreads);
-  for (DeviceOptions& d : devices) {
-    if (d.io_threads == 0) d.io_threads = d.kind == DeviceKind::kDram ? per_region : 1;
-  }
-}
-
-}  // namespace
-
 Result<std::unique_ptr<Pool>> Pool::Open(const PoolOptions& input) {
   PoolOptions options = input;
   std::vector<DeviceOptions> expanded;
@@ -46,7 +15,7 @@ Result<std::unique_ptr<Pool>> Pool::Open(const PoolOptions& input) {
   }
   options.devices = std::move(expanded);
   KVP_RETURN_IF_ERROR(options.Validate());
-  ResolveIoThreads(options.devices, UsableCpus());
+  ResolveIoThreads(options.devices);
   if (!options.state_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(options.state_dir, ec);

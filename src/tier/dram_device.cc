@@ -1,10 +1,13 @@
 #include "tier/dram_device.h"
 
+#include <sched.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "config.h"
 #include "util/aligned_buffer.h"
@@ -107,7 +110,27 @@ Status BindToNode(const DeviceOptions& options, void* p, size_t bytes, std::stri
 #endif
 }
 
+// CPUs this process may run on (its affinity mask), at least 1.
+uint32_t UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+    return static_cast<uint32_t>(CPU_COUNT(&set));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 }  // namespace
+
+void ResolveIoThreads(std::vector<DeviceOptions>& devices) {
+  uint32_t dram_regions = 0;
+  for (const DeviceOptions& d : devices) dram_regions += d.kind == DeviceKind::kDram ? 1 : 0;
+  const uint32_t per_region =
+      std::clamp<uint32_t>(UsableCpus() / std::max(1u, dram_regions), 1, kMaxAutoDramThreads);
+  for (DeviceOptions& d : devices) {
+    if (d.io_threads == 0) d.io_threads = d.kind == DeviceKind::kDram ? per_region : 1;
+  }
+}
 
 std::vector<DeviceOptions> ExpandNumaRegions(const DeviceOptions& options) {
   if (options.kind != DeviceKind::kDram || options.numa_node != kEachNumaNode) return {options};
