@@ -45,14 +45,16 @@ void DeviceRunner::Submit(std::span<SegmentIo* const> ops) {
   // Raised before any op is visible to a worker, so it never dips below zero.
   if (read_bytes > 0) queued_read_bytes_.fetch_add(read_bytes, std::memory_order_relaxed);
   const Clock::time_point now = Clock::now();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (SegmentIo* op : ops) {
-      if (op->kind == IoKind::kRead) {
-        reads_.push_back(op);
-      } else {
-        writes_.push_back(QueuedWrite{op, now});
-      }
+  // Notified under the lock: once it is released, a worker may finish these
+  // ops and their owner may close the pool, destroying this runner, so the
+  // unlock must be the caller's last touch of it (a worker of another device
+  // submits fallback and promotion ops here).
+  std::lock_guard<std::mutex> lock(mu_);
+  for (SegmentIo* op : ops) {
+    if (op->kind == IoKind::kRead) {
+      reads_.push_back(op);
+    } else {
+      writes_.push_back(QueuedWrite{op, now});
     }
   }
   if (ops.size() == 1) {
