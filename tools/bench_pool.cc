@@ -112,6 +112,9 @@ double CpuPerGib(const PoolRun& r, double gib, bool system_only) {
   return Median(v);
 }
 
+// Capacity that holds a prefix of `bytes` with room for slot rounding.
+uint64_t PrefixCapacity(uint64_t bytes) { return (bytes + bytes / 8 + (64ull << 20)) / 4096 * 4096; }
+
 // The same pool reduced to its fastest device, sized for the whole prefix.
 PoolOptions FastestAlone(const PoolOptions& full, const PoolStats& stats, uint64_t bytes) {
   size_t best = 0;
@@ -122,8 +125,7 @@ PoolOptions FastestAlone(const PoolOptions& full, const PoolStats& stats, uint64
   DeviceOptions d = full.devices[best];
   d.name += "-alone";
   d.bandwidth_gibps = stats.devices[best].bandwidth_gibps;
-  uint64_t need = bytes + bytes / 8 + (64ull << 20);
-  d.capacity_bytes = std::max<uint64_t>(d.capacity_bytes, need / 4096 * 4096);
+  d.capacity_bytes = std::max<uint64_t>(d.capacity_bytes, PrefixCapacity(bytes));
   if (!d.path.empty()) {
     d.path += ".alone";
     d.reformat = true;
@@ -142,10 +144,10 @@ std::optional<PoolOptions> OnlyKind(const PoolOptions& full, DeviceKind kind, ui
     if (d.kind == kind) o.devices.push_back(d);
   }
   if (o.devices.empty()) return std::nullopt;
-  const uint64_t each = (bytes + bytes / 8 + (64ull << 20)) / o.devices.size();
+  const uint64_t each = PrefixCapacity(bytes) / o.devices.size() / 4096 * 4096;
   for (DeviceOptions& d : o.devices) {
     d.name += "-only";
-    d.capacity_bytes = std::max<uint64_t>(d.capacity_bytes, each / 4096 * 4096);
+    d.capacity_bytes = std::max<uint64_t>(d.capacity_bytes, each);
     if (!d.path.empty()) {
       d.path += ".only";
       d.reformat = true;
@@ -174,13 +176,11 @@ struct Reference {
   std::string note;         // why a row could not be measured
 };
 
-Reference PoolReference(const std::string& what, const PoolRun& r, double gib) {
-  Reference ref;
-  ref.what = what;
+// Fills the retrieval's side of `ref` from the runs of `r`.
+void MeasureRetrieval(Reference& ref, const PoolRun& r, double gib) {
   ref.gibps = gib / Median(Seconds(r));
   ref.cpu_per_gib = CpuPerGib(r, gib, false);
   ref.sys_per_gib = CpuPerGib(r, gib, true);
-  return ref;
 }
 
 void RemoveFiles(const PoolOptions& o) {
@@ -204,13 +204,10 @@ Result<Reference> DramReference(const PoolOptions& full, std::span<const ChunkKe
     return ref;
   }
   KVP_ASSIGN_OR_RETURN(PoolRun run, RunOnPool(*only, "dram-only", keys, src, repeats));
-  const double gib = double(bytes) / (1ull << 30);
-  Reference measured = PoolReference(ref.what, run, gib);
-  measured.ceiling = ref.ceiling;
-  measured.target = ref.target;
-  measured.ceiling_gibps = MemcpyThreadsGibps(MemcpyBytes(bytes), threads);
-  measured.ceiling_cpu_per_gib = threads / measured.ceiling_gibps;  // every thread busy
-  return measured;
+  MeasureRetrieval(ref, run, double(bytes) / (1ull << 30));
+  ref.ceiling_gibps = MemcpyThreadsGibps(MemcpyBytes(bytes), threads);
+  ref.ceiling_cpu_per_gib = threads / ref.ceiling_gibps;  // every thread busy
+  return ref;
 }
 
 // The extent devices alone against fio (io_uring, O_DIRECT, 1 MiB random
@@ -227,17 +224,14 @@ Result<Reference> ExtentReference(const PoolOptions& full, std::span<const Chunk
     return ref;
   }
   only->devices.resize(1);  // fio reads one file
-  only->devices[0].capacity_bytes =
-      std::max<uint64_t>(only->devices[0].capacity_bytes, (bytes + bytes / 8 + (64ull << 20)) / 4096 * 4096);
+  only->devices[0].capacity_bytes = std::max(only->devices[0].capacity_bytes, PrefixCapacity(bytes));
   auto run = RunOnPool(*only, "extent-only", keys, src, repeats);
   if (!run.ok()) {
     RemoveFiles(*only);
     return run.status();
   }
   const double gib = double(bytes) / (1ull << 30);
-  Reference measured = PoolReference(ref.what, *run, gib);
-  measured.ceiling = ref.ceiling;
-  measured.target = ref.target;
+  MeasureRetrieval(ref, *run, gib);
   const std::string& path = only->devices[0].path;
   std::error_code ec;
   const uint64_t file_bytes = std::filesystem::file_size(path, ec);
@@ -246,12 +240,12 @@ Result<Reference> ExtentReference(const PoolOptions& full, std::span<const Chunk
   auto fio = RunFio(FioJob{path, 0, ec ? 0 : file_bytes, std::max(bytes, kMinFioBytes), 1u << 20, 32, true});
   RemoveFiles(*only);
   if (!fio.ok() || fio->gibps <= 0) {
-    measured.note = fio.ok() ? "fio moved no bytes" : fio.status().message();
-    return measured;
+    ref.note = fio.ok() ? "fio moved no bytes" : fio.status().message();
+    return ref;
   }
-  measured.ceiling_gibps = fio->gibps;
-  measured.ceiling_cpu_per_gib = (fio->user_seconds + fio->system_seconds) / gib;
-  return measured;
+  ref.ceiling_gibps = fio->gibps;
+  ref.ceiling_cpu_per_gib = (fio->user_seconds + fio->system_seconds) / gib;
+  return ref;
 }
 
 void PrintReferences(const std::vector<Reference>& refs) {
@@ -390,7 +384,9 @@ int RunPoolBench(const PoolBenchOptions& bo) {
   std::cout << summary.Render();
   if (bo.references) {
     std::vector<Reference> refs;
-    Reference whole = PoolReference("pool (all devices)", *pooled, gib);
+    Reference whole;
+    whole.what = "pool (all devices)";
+    MeasureRetrieval(whole, *pooled, gib);
     whole.ceiling = "memcpy 1 thread";
     whole.ceiling_gibps = memcpy_gibps;
     whole.ceiling_cpu_per_gib = 1 / memcpy_gibps;

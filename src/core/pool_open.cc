@@ -5,6 +5,7 @@
 #include "tier/dram_device.h"
 
 namespace kvpool {
+
 Result<std::unique_ptr<Pool>> Pool::Open(const PoolOptions& input) {
   PoolOptions options = input;
   std::vector<DeviceOptions> expanded;
