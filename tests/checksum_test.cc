@@ -1,7 +1,8 @@
-// CopyWithChecksum (util/checksum.h) copies exactly and returns Checksum64 of
-// what it wrote, at every length around its piece size and at any
-// alignment; a DRAM region's reads carry that checksum to the runner, which
-// still refuses a payload that is not the one the index expects.
+// Checksum64 is XXH3-64 whatever the CPU. CopyWithChecksum
+// (util/checksum.h) copies exactly and returns Checksum64 of what it wrote,
+// at every length around its piece size and at any alignment; a DRAM
+// region's reads carry that checksum to the runner, which still refuses a
+// payload that is not the one the index expects.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -15,6 +16,25 @@
 
 namespace kvpool::testing {
 namespace {
+
+// Every extent and checkpoint on disk holds these values, so they must not
+// depend on which vector unit the hash ran on (util/checksum.cc dispatches at
+// run time). Reference values: XXH3-64 of bytes i % 251, from libxxhash's
+// SSE2 path and its AVX-512 path, which agree.
+TEST(ChecksumTest, ValuesAreXxh3OnEveryCpuPath) {
+  const struct {
+    size_t length;
+    uint64_t xxh3;
+  } known[] = {{0, 0x2d06800538d394c2}, {3, 0x5f4299fc161c9cbb},
+               {240, 0x375a384d957fe865}, {4088, 0x57226523a3a0ac17},
+               {32769, 0x38d6f80a8d7ba192}, {1048576, 0x6e0d7ac36b8c10ff}};
+  std::vector<std::byte> data(1 << 20), copy(data.size());
+  for (size_t i = 0; i < data.size(); ++i) data[i] = std::byte(uint8_t(i % 251));
+  for (const auto& k : known) {
+    EXPECT_EQ(Checksum64(data.data(), k.length), k.xxh3) << k.length << " bytes";
+    EXPECT_EQ(CopyWithChecksum(copy.data(), data.data(), k.length), k.xxh3) << k.length;
+  }
+}
 
 TEST(ChecksumTest, CopyWithChecksumEqualsCopyThenChecksum) {
   constexpr size_t kPiece = 32 << 10;  // util/checksum.cc
