@@ -45,10 +45,18 @@ class ExtentQueue::Stream final : public RawStream {
  public:
   Stream(ExtentQueue* queue, std::span<SegmentIo* const> ops, IoStreamSink& sink)
       : queue_(queue), ops_(ops), sink_(sink),
-        by_buffer_(queue->raw_->depth(), nullptr), write_id_(queue->raw_->depth(), 0) {}
+        by_buffer_(queue->raw_->depth(), nullptr), write_id_(queue->raw_->depth(), 0) {
+    completed_.reserve(queue->raw_->depth());
+  }
 
   bool Next(uint32_t buffer, RawIo* io) override {
-    while (next_ < ops_.size()) {
+    while (true) {
+      if (next_ == ops_.size()) {  // every op given so far is issued
+        more_.clear();
+        if (!sink_.Extend(&more_)) return false;
+        ops_ = more_;
+        next_ = 0;
+      }
       SegmentIo& op = *ops_[next_++];
       sink_.BeforeIssue(op);
       op.status = queue_->Prepare(op, buffer, io, &write_id_[buffer]);
@@ -59,14 +67,20 @@ class ExtentQueue::Stream final : public RawStream {
       by_buffer_[buffer] = &op;
       return true;
     }
-    return false;
   }
 
+  // Header checks and bounce copies need the arena buffer: done here. The
+  // sink's work (payload verification, the owner's callback) waits for Drain.
   void Complete(RawIo& io) override {
     SegmentIo& op = *by_buffer_[io.buffer];
     op.status = op.kind == IoKind::kRead ? queue_->FinishRead(op, io)
                                          : queue_->FinishWrite(op, io, write_id_[io.buffer]);
-    sink_.Done(op);
+    completed_.push_back(&op);
+  }
+
+  void Drain() override {
+    for (SegmentIo* op : completed_) sink_.Done(*op);  // may end op's lifetime
+    completed_.clear();
   }
 
  private:
@@ -76,6 +90,8 @@ class ExtentQueue::Stream final : public RawStream {
   size_t next_ = 0;
   std::vector<SegmentIo*> by_buffer_;
   std::vector<uint64_t> write_id_;
+  std::vector<SegmentIo*> completed_;  // completed, not yet handed to the sink
+  std::vector<SegmentIo*> more_;       // ops the sink added (IoStreamSink::Extend)
 };
 
 void ExtentQueue::ExecuteStreaming(std::span<SegmentIo* const> ops, IoStreamSink& sink) {

@@ -47,7 +47,8 @@ class ExtentQueue final : public IoQueue {
   ExtentQueue(std::unique_ptr<RawQueue> raw, const ExtentContext* context);
   void Execute(std::span<SegmentIo* const> ops) override;
   // Keeps queue_depth slot transfers in flight and hands each op to `sink`
-  // as it completes (header checks and payload copy done).
+  // as it completes (header checks and payload copy done), once the
+  // transfers that take its place are submitted (RawStream::Drain).
   void ExecuteStreaming(std::span<SegmentIo* const> ops, IoStreamSink& sink) override;
   uint64_t in_flight_ns() const override {
     return raw_->in_flight().in_flight_ns.load(std::memory_order_relaxed);

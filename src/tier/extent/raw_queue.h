@@ -73,6 +73,12 @@ struct EngineConfig {
 
 // Feeds a RawQueue::RunStream: transfers are pulled one at a time as
 // buffers free up, and handed back one at a time as they complete.
+//
+// Work on a completed transfer comes in two steps, so that the device is
+// never idle while the CPU checks what it delivered: Complete does what
+// needs the transfer's arena buffer, then the engine refills the freed
+// buffers and submits them, then calls Drain for the rest (payload
+// verification, the owner's callback).
 class RawStream {
  public:
   // Fills `io` for the next transfer, using arena buffer `buffer`
@@ -80,6 +86,10 @@ class RawStream {
   virtual bool Next(uint32_t buffer, RawIo* io) = 0;
   // `io` is complete (io.result set). Its buffer is reused once this returns.
   virtual void Complete(RawIo& io) = 0;
+  // Finishes the transfers completed so far. Engines call it after
+  // submitting the transfers that refilled their buffers, and always
+  // before RunStream returns.
+  virtual void Drain() {}
 
  protected:
   ~RawStream() = default;

@@ -107,19 +107,22 @@ class UringQueue final : public RawQueue {
   }
 
   // Keeps up to depth() transfers in flight: each completion is handed to
-  // the stream (whose work overlaps the others) and its buffer refilled.
+  // the stream and its buffer refilled; the refills are submitted before
+  // the stream drains (verifies) what completed, so that work overlaps the
+  // transfers in flight instead of delaying the next ones.
   void RunStream(RawStream& stream) override {
     if (broken_ != 0) return RawQueue::RunStream(stream);  // fails every io
     StreamState st(depth());
     bool more = true;
     while (true) {
       more = more && Refill(stream, st);
-      if (st.in_flight == 0) return;
-      int r = io_uring_submit_and_wait(&ring_, 1);
-      if (r > 0) st.unsubmitted -= std::min<size_t>(st.unsubmitted, size_t(r));
-      if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-        return AbandonStream(stream, st, r);
+      if (st.in_flight == 0) return stream.Drain();
+      int r = SubmitStream(st, 0);
+      if (!Fatal(r)) {
+        stream.Drain();
+        r = SubmitStream(st, 1);
       }
+      if (Fatal(r)) return AbandonStream(stream, st, r);
       ReapStream(stream, st);
     }
   }
@@ -178,6 +181,17 @@ class UringQueue final : public RawQueue {
     size_t unsubmitted = 0;   // prepared, not yet taken by the kernel
   };
 
+  // Submits what is prepared and waits for `wait` completions; returns
+  // io_uring_submit_and_wait's result.
+  int SubmitStream(StreamState& st, unsigned wait) {
+    if (st.unsubmitted == 0 && wait == 0) return 0;
+    int r = io_uring_submit_and_wait(&ring_, wait);
+    if (r > 0) st.unsubmitted -= std::min<size_t>(st.unsubmitted, size_t(r));
+    return r;
+  }
+
+  static bool Fatal(int r) { return r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY; }
+
   // Prepares transfers for every free buffer; false once the stream is dry.
   bool Refill(RawStream& stream, StreamState& st) {
     NoteInFlight(static_cast<uint32_t>(st.in_flight));
@@ -232,6 +246,7 @@ class UringQueue final : public RawQueue {
       st.slot[b].result = err;
       Finish(stream, st, b);
     }
+    stream.Drain();
     broken_ = err;
     log::Error("io_uring submission failed: " + ErrnoStatus(-err, "io_uring_enter").message());
     RawQueue::RunStream(stream);

@@ -57,7 +57,8 @@ class SpdkQueue final : public RawQueue {
   }
 
   // Keeps up to depth() transfers in flight; each completion is handed to
-  // the stream while the others proceed, and its buffer refilled.
+  // the stream while the others proceed, and its buffer refilled. The
+  // refills are submitted before the stream drains what completed.
   void RunStream(RawStream& stream) override {
     Meter meter(this);
     free_.clear();
@@ -75,6 +76,7 @@ class SpdkQueue final : public RawQueue {
         slots_[b].buffer = b;
         Submit(slots_[b], b);
       }
+      stream.Drain();
       if (in_flight_ == 0 && done_.empty()) return;
       if (done_.empty()) Poll();
       if (!more && in_flight_ == 0) meter.Flush();  // counted before the caller hears "done"
