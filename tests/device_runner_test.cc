@@ -8,6 +8,7 @@
 // a throttled DRAM device.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -38,6 +39,7 @@ struct Gate {
   bool open = true;
   uint64_t permits = 0;  // ops allowed through while closed
   uint32_t waiting = 0;  // ops blocked right now
+  std::atomic<uint32_t> streams{0};  // ExecuteStreaming calls: batches taken
 
   void Pass() {
     std::unique_lock<std::mutex> lock(mu);
@@ -70,7 +72,9 @@ struct Gate {
 };
 
 // Each op passes the gate, sleeps `op_time` and completes, in issue order.
-// Reads leave the buffer untouched, writes do not store anything.
+// Reads leave the buffer untouched, writes do not store anything. Like a
+// queue that keeps transfers in flight, a stream asks its sink for more ops
+// once it has issued those it was given (IoStreamSink::Extend).
 class SleepQueue final : public IoQueue {
  public:
   SleepQueue(microseconds op_time, Gate* gate) : op_time_(op_time), gate_(gate) {}
@@ -79,10 +83,17 @@ class SleepQueue final : public IoQueue {
     for (SegmentIo* op : ops) Run(*op);
   }
   void ExecuteStreaming(std::span<SegmentIo* const> ops, IoStreamSink& sink) override {
-    for (SegmentIo* op : ops) {
-      sink.BeforeIssue(*op);
-      Run(*op);
-      sink.Done(*op);  // op may be gone after this
+    gate_->streams.fetch_add(1);
+    std::vector<SegmentIo*> current(ops.begin(), ops.end()), more;
+    while (!current.empty()) {
+      for (SegmentIo* op : current) {
+        sink.BeforeIssue(*op);
+        Run(*op);
+        sink.Done(*op);  // op may be gone after this
+      }
+      more.clear();
+      if (!sink.Extend(&more)) break;
+      current.swap(more);
     }
   }
 
@@ -320,6 +331,40 @@ TEST(DeviceRunnerTest, ReadGoesBeforeQueuedWritesThatAreNotOverdue) {
   ASSERT_TRUE(read.AwaitAllFor(milliseconds(5000)));
   ASSERT_TRUE(writes.AwaitAllFor(milliseconds(5000)));
   EXPECT_EQ(writes_done_at_read, kDepth);
+}
+
+// Reads queued while a read batch runs join it (IoStreamSink::Extend)
+// instead of waiting for the next batch, so a streaming device's queue does
+// not drain between batches; a write batch is never extended.
+TEST(DeviceRunnerTest, ReadsQueuedDuringAReadBatchJoinIt) {
+  constexpr uint32_t kDepth = 4;
+  Gate gate;
+  gate.open = false;
+  OpGroup first(IoKind::kRead, 2), later(IoKind::kRead, 3 * kDepth);
+  OpGroup writes(IoKind::kWrite, 2), write_later(IoKind::kWrite, 1);
+  auto runner = StartSleepRunner(microseconds(0), &gate, kDepth, {milliseconds(60000)});
+  ASSERT_NE(runner, nullptr);
+
+  first.Submit(*runner);
+  gate.AwaitWaiting(1);  // the worker holds a batch of the first reads
+  later.Submit(*runner);
+  gate.Open();
+  ASSERT_TRUE(first.AwaitAllFor(milliseconds(5000)));
+  ASSERT_TRUE(later.AwaitAllFor(milliseconds(5000)));
+  EXPECT_EQ(first.errors() + later.errors(), 0u);
+  EXPECT_EQ(gate.streams.load(), 1u) << "the later reads needed batches of their own";
+
+  {
+    std::lock_guard<std::mutex> lock(gate.mu);
+    gate.open = false;
+  }
+  writes.Submit(*runner);
+  gate.AwaitWaiting(1);
+  write_later.Submit(*runner);
+  gate.Open();
+  ASSERT_TRUE(writes.AwaitAllFor(milliseconds(5000)));
+  ASSERT_TRUE(write_later.AwaitAllFor(milliseconds(5000)));
+  EXPECT_EQ(gate.streams.load(), 3u) << "a write batch took writes queued after it started";
 }
 
 // queued_read_bytes counts reads from Submit until each completes; writes

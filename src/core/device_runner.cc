@@ -129,7 +129,7 @@ class DeviceRunner::Sink final : public IoStreamSink {
     return op.delivered_checksum_known ? op.delivered_checksum : Checksum64(op.buffer, op.length);
   }
 
-  explicit Sink(DeviceRunner* runner) : runner_(runner) {}
+  Sink(DeviceRunner* runner, bool reads) : runner_(runner), reads_(reads) {}
 
   void BeforeIssue(SegmentIo& op) override {
     // A given checksum was just verified against these bytes (device.h).
@@ -152,13 +152,30 @@ class DeviceRunner::Sink final : public IoStreamSink {
     op.owner->OnIoComplete(op);  // may end op's lifetime
   }
 
+  // A read batch goes on with the reads queued since it was taken.
+  bool Extend(std::vector<SegmentIo*>* more) override {
+    return reads_ && runner_->TakeMoreReads(more);
+  }
+
  private:
   DeviceRunner* runner_;
+  const bool reads_;  // the batch's kind
 };
+
+bool DeviceRunner::TakeMoreReads(std::vector<SegmentIo*>* more) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (reads_.empty() || WritesNext(Clock::now())) return false;
+  const size_t n = std::min(reads_.size(), WriteBatchLimit());
+  for (size_t i = 0; i < n; ++i) {
+    more->push_back(reads_.front());
+    reads_.pop_front();
+  }
+  return true;
+}
 
 void DeviceRunner::RunBatch(IoQueue* queue, std::vector<SegmentIo*>& batch) {
   const bool reads = batch.front()->kind == IoKind::kRead;  // ops may be gone after
-  Sink sink(this);
+  Sink sink(this, reads);
   queue->ExecuteStreaming(batch, sink);
   BusyEnd(reads);
 }

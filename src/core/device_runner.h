@@ -2,7 +2,9 @@
 // worker threads, each with its own IoQueue (one ring per thread).
 //
 // Scheduling. Each worker takes one batch at a time, all reads or all
-// writes. Reads are preferred, so that retrieval is not stuck behind
+// writes; a streaming read batch that has issued its last op goes on with
+// the reads queued meanwhile, until none is left or a write is due, so
+// that the device's queue does not drain between batches. Reads are preferred, so that retrieval is not stuck behind
 // offloads, with two bounds:
 //  - a read waits for at most one write batch per worker: write batches
 //    hold at most queue_depth ops (read batches hold BatchLimit());
@@ -148,6 +150,10 @@ class DeviceRunner {
   // a write backlog waits for one ring's worth of writes at most.
   size_t WriteBatchLimit() const;
   void RunBatch(IoQueue* queue, std::vector<SegmentIo*>& batch);
+  // Hands a streaming read batch up to queue_depth more queued reads
+  // (IoStreamSink::Extend), unless none is queued or a write is due by the
+  // scheduling rule; false then, and the batch ends.
+  bool TakeMoreReads(std::vector<SegmentIo*>* more);
   void Account(const SegmentIo& op);
   // Busy-time bookkeeping for a batch taken / finished. REQUIRES: mu_ held.
   void BusyBeginLocked(bool reads, Clock::time_point now);

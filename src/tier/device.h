@@ -87,6 +87,15 @@ class IoStreamSink {
   virtual void BeforeIssue(SegmentIo& op) = 0;
   // `op` is complete and its status set. The queue does not touch it again.
   virtual void Done(SegmentIo& op) = 0;
+  // Called by a queue that keeps transfers in flight when it has issued
+  // every op it was given and has room for more: may append further ops of
+  // the same kind to `more` (returning true), which the queue runs in the
+  // same stream, so that its transfers in flight do not drain to zero
+  // between batches. Default: none.
+  virtual bool Extend(std::vector<SegmentIo*>* more) {
+    (void)more;
+    return false;
+  }
 
  protected:
   ~IoStreamSink() = default;
