@@ -237,6 +237,9 @@ void Print(const std::vector<SizeResult>& results, double gib) {
     }
   }
   std::cout << t.Render();
+  if (!results.empty() && !results[0].fio.empty()) {
+    std::cout << "fio buffers: " << results[0].fio[0].memory << "\n";
+  }
   if (results.empty() || results[0].spdk.empty()) return;
   // The SPDK device polls: its CPU is user time of the polling worker.
   Table s({"segment", "QD", "spdk GiB/s", "extent GiB/s", "spdk/extent", "usr s/GiB spdk",
@@ -269,7 +272,7 @@ json ToJson(const std::vector<SizeResult>& results) {
                       {"extent", m(r.extent[i])}, {"files", m(r.files[i])},
                       {"fio", {{"gibps", f.gibps}, {"user_s_per_gib", gib ? f.user_seconds / gib : 0},
                                {"sys_s_per_gib", gib ? f.system_seconds / gib : 0},
-                               {"command", f.command}}}});
+                               {"memory", f.memory}, {"command", f.command}}}});
       if (!r.spdk.empty()) {
         rows.back()["spdk"] = m(r.spdk[i]);
         rows.back()["spdk"]["describe"] = r.spdk_describe;

@@ -1,18 +1,68 @@
 #include "fio.h"
 
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 namespace kvpool::cli {
+namespace {
+
+constexpr uint64_t kHugePageBytes = 2ull << 20;
+
+// The mount point of a hugetlbfs of 2 MiB pages, or "".
+std::string HugetlbfsMount() {
+  std::ifstream mounts("/proc/mounts");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream f(line);
+    std::string dev, dir, type, opts;
+    f >> dev >> dir >> type >> opts;
+    if (type != "hugetlbfs") continue;
+    if (opts.find("pagesize=") != std::string::npos && opts.find("pagesize=2M") == std::string::npos) {
+      continue;
+    }
+    return dir;
+  }
+  return "";
+}
+
+uint64_t FreeHugePages() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0;
+  while (meminfo >> key >> value) {
+    if (key == "HugePages_Free:") return value;
+    meminfo.ignore(256, '\n');
+  }
+  return 0;
+}
+
+// fio's --iomem for `job`, and a description of it in `memory`.
+std::string IoMem(const FioJob& job, std::string* memory) {
+  const std::string mount = HugetlbfsMount();
+  // fio allocates queue_depth buffers of block_bytes, plus alignment.
+  const uint64_t need = (uint64_t{job.queue_depth} * job.block_bytes) / kHugePageBytes + 2;
+  if (!mount.empty() && FreeHugePages() >= need) {
+    *memory = "2 MiB huge pages (" + mount + ")";
+    return " --iomem=mmaphuge:" + mount + "/kvpool-fio-buffers";
+  }
+  *memory = "4 KiB pages (malloc; no hugetlbfs with free 2 MiB pages)";
+  return "";
+}
+
+}  // namespace
 
 Result<FioResult> RunFio(const FioJob& j) {
   if (std::system("command -v fio >/dev/null 2>&1") != 0) {
     return Status::Unsupported("fio is not installed (scripts/setup.sh installs it)");
   }
+  FioResult res;
   std::string cmd = "fio --name=kvpool-ceiling --output-format=json --ioengine=io_uring "
                     "--direct=1 --fixedbufs=1 --registerfiles=1 --numjobs=1 --thread=1 "
                     "--invalidate=1 --norandommap=1 --randrepeat=0";
+  cmd += IoMem(j, &res.memory);
   cmd += " --filename=" + j.filename;
   cmd += " --rw=" + std::string(j.random ? "randread" : "read");
   cmd += " --bs=" + std::to_string(j.block_bytes);
@@ -32,7 +82,6 @@ Result<FioResult> RunFio(const FioJob& j) {
     return Status::IOError("fio failed (exit " + std::to_string(rc) + "): " + cmd);
   }
   const auto& job = r["jobs"][0];
-  FioResult res;
   res.command = cmd;
   res.runtime_seconds = job["job_runtime"].get<double>() / 1000.0;
   double bytes = job["read"]["io_bytes"].get<double>();

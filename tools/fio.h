@@ -24,10 +24,16 @@ struct FioResult {
   double system_seconds = 0;
   double runtime_seconds = 0;
   std::string command;
+  std::string memory;  // what fio's buffers were: huge pages or 4 KiB pages
 };
 
 // io_uring, O_DIRECT, registered buffers and file: the same features the
-// extent device uses. Unsupported when fio is not installed.
+// extent device uses. fio's buffers sit in 2 MiB huge pages when a
+// hugetlbfs is mounted with enough free pages (kvpool's own buffers get
+// huge pages from THP, which fio cannot ask for); otherwise in malloc'd
+// 4 KiB pages, which cost fio on queues with few DMA segments per request
+// (virtio-blk: 254, under the 256 pages of 1 MiB). Unsupported when fio is
+// not installed.
 Result<FioResult> RunFio(const FioJob& job);
 
 }  // namespace kvpool::cli
