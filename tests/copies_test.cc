@@ -175,6 +175,25 @@ TEST_F(CopiesPool, ReadsPromoteChunksWhoseCopyWasLost) {
   EXPECT_GT(pool_->Stats().bytes_read_from_copies, 0u);
 }
 
+// A read that admits a chunk attaches its new copy after placing it; a
+// Remove of that chunk may run in between (it erases the chunk, then makes
+// the hot set forget it). The copy attached after that must not stay: no
+// key is left to remove it by, and its DRAM slots would never be freed.
+TEST_F(CopiesPool, ACopyAttachedAfterItsChunkWasRemovedIsDropped) {
+  Open(8.0, 1.0, false);
+  auto keys = Store(2, 33);
+  EXPECT_EQ(pool_->Remove(keys), 2u);  // erased, copies forgotten and freed
+  EXPECT_EQ(pool_->Stats().devices[0].used_bytes, 0u);
+  {
+    // The read's side of the interleaving: copies placed and attached for
+    // chunks that are already gone.
+    std::vector<CopyRef> late = pool_->AllocateCopies(keys);
+    ASSERT_EQ(late.size(), 2u);
+  }  // the read ends: its references go
+  EXPECT_EQ(pool_->hot_set()->counts().copies, 0u);
+  EXPECT_EQ(pool_->Stats().devices[0].used_bytes, 0u) << "the late copies' DRAM slots leaked";
+}
+
 TEST_F(CopiesPool, StatsDoesNotWalkTheTable) {
   Open(8.0, 1.0, false);
   Store(40, 27);

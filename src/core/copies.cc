@@ -50,6 +50,14 @@ std::vector<CopyRef> PoolImpl::AllocateCopies(std::span<const ChunkKey> keys) {
       counters_.copies_dropped.fetch_add(1, std::memory_order_relaxed);
     }
   }
+  // A chunk erased meanwhile must not keep the copy just attached: its
+  // erase may have forgotten the key before the attach, and then nothing
+  // would ever drop the copy or free its slots. Checked after the attach,
+  // so that the erase either comes after it (and forgets the copy itself)
+  // or is seen here.
+  for (size_t j = 0; j < n; ++j) {
+    if (!glt_.Find(keys[j])) DropCopy(keys[j], out[j].get());
+  }
   return out;
 }
 

@@ -103,7 +103,8 @@ class PoolImpl final : public Pool, public SlotReleaser {
   // to the hot set (not yet ready): slots on the cache devices, spread over
   // them by bandwidth layer by layer, after making room in the hot set.
   // Fewer than keys.size() (or none) when the DRAM slots are still held by
-  // reads of dropped copies.
+  // reads of dropped copies. A key erased from the table meanwhile keeps no
+  // copy: its copy is dropped again at once (freed with the caller's refs).
   std::vector<CopyRef> AllocateCopies(std::span<const ChunkKey> keys);
   // A copy's last write finished: it becomes readable, or is dropped when a
   // write failed.
