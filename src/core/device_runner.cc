@@ -164,9 +164,7 @@ class DeviceRunner::Sink final : public IoStreamSink {
 
 bool DeviceRunner::TakeMoreReads(std::vector<SegmentIo*>* more) {
   std::lock_guard<std::mutex> lock(mu_);
-  const Clock::time_point now = Clock::now();
-  SampleReadsLocked(now);  // a batch that goes on still feeds live_read_gibps
-  if (reads_.empty() || WritesNext(now)) return false;
+  if (reads_.empty() || WritesNext(Clock::now())) return false;
   const size_t n = std::min(reads_.size(), WriteBatchLimit());
   for (size_t i = 0; i < n; ++i) {
     more->push_back(reads_.front());

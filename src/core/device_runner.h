@@ -100,11 +100,12 @@ class DeviceRunner {
   // successfully divided by the wall time during which at least one read
   // batch was in flight (on any worker, so overlapping batches of several
   // workers are not double counted; time shared with write batches is
-  // included). Sampled at the end of a read batch and whenever a batch is
-  // extended (TakeMoreReads), once at least kLiveSampleBytes were read
-  // since the previous sample, and smoothed with an EWMA (weight kLiveAlpha
-  // per sample). 0 until kLiveMinSamples samples were taken. Lock-free; any
-  // thread.
+  // included). Sampled at the end of a read batch once at least
+  // kLiveSampleBytes were read since the previous sample, and smoothed with
+  // an EWMA (weight kLiveAlpha per sample). 0 until kLiveMinSamples samples
+  // were taken. Lock-free; any thread. (Samples taken within a streaming
+  // batch, every few MiB or when it is extended, were tried and read
+  // 1.2-1.9x high; a batch that goes on for long therefore samples late.)
   double live_read_gibps() const;
   // False once the device failed kFailuresBeforeQuarantine ops in a row. A
   // device that retries_after_quarantine() is in again kQuarantineRetry
