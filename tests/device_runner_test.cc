@@ -367,6 +367,26 @@ TEST(DeviceRunnerTest, ReadsQueuedDuringAReadBatchJoinIt) {
   EXPECT_EQ(gate.streams.load(), 3u) << "a write batch took writes queued after it started";
 }
 
+// Under sustained reads a batch still ends after ExtendLimit() extra reads,
+// so that the live bandwidth (sampled at batch ends) keeps up.
+TEST(DeviceRunnerTest, AnExtendedReadBatchStillEnds) {
+  constexpr uint32_t kDepth = 4;
+  Gate gate;
+  gate.open = false;
+  OpGroup first(IoKind::kRead, 1);
+  auto runner = StartSleepRunner(microseconds(0), &gate, kDepth, {milliseconds(60000)});
+  ASSERT_NE(runner, nullptr);
+  OpGroup later(IoKind::kRead, runner->ExtendLimit() + kDepth);
+
+  first.Submit(*runner);
+  gate.AwaitWaiting(1);
+  later.Submit(*runner);
+  gate.Open();
+  ASSERT_TRUE(first.AwaitAllFor(milliseconds(5000)));
+  ASSERT_TRUE(later.AwaitAllFor(milliseconds(5000)));
+  EXPECT_EQ(gate.streams.load(), 2u) << "one batch took more than ExtendLimit() extra reads";
+}
+
 // queued_read_bytes counts reads from Submit until each completes; writes
 // never count.
 TEST(DeviceRunnerTest, QueuedReadBytesFollowsSubmitAndCompletion) {

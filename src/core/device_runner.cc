@@ -116,6 +116,8 @@ size_t DeviceRunner::ReadShareLocked() const {
   return std::min(BatchLimit(), share);
 }
 
+size_t DeviceRunner::ExtendLimit() const { return 4 * BatchLimit(); }
+
 size_t DeviceRunner::WriteBatchLimit() const {
   return std::max<uint32_t>(1, device_->options().queue_depth);
 }
@@ -152,14 +154,20 @@ class DeviceRunner::Sink final : public IoStreamSink {
     op.owner->OnIoComplete(op);  // may end op's lifetime
   }
 
-  // A read batch goes on with the reads queued since it was taken.
+  // A read batch goes on with the reads queued since it was taken, up to
+  // ExtendLimit() of them.
   bool Extend(std::vector<SegmentIo*>* more) override {
-    return reads_ && runner_->TakeMoreReads(more);
+    if (!reads_ || extended_ >= runner_->ExtendLimit()) return false;
+    const size_t before = more->size();
+    if (!runner_->TakeMoreReads(more)) return false;
+    extended_ += more->size() - before;
+    return true;
   }
 
  private:
   DeviceRunner* runner_;
   const bool reads_;  // the batch's kind
+  size_t extended_ = 0;  // reads added by Extend
 };
 
 bool DeviceRunner::TakeMoreReads(std::vector<SegmentIo*>* more) {

@@ -3,9 +3,10 @@
 //
 // Scheduling. Each worker takes one batch at a time, all reads or all
 // writes; a streaming read batch that has issued its last op goes on with
-// the reads queued meanwhile, until none is left or a write is due, so
-// that the device's queue does not drain between batches. Reads are preferred, so that retrieval is not stuck behind
-// offloads, with two bounds:
+// the reads queued meanwhile (up to ExtendLimit() more), until none is
+// left or a write is due, so that the device's queue does not drain
+// between batches. Reads are preferred, so that retrieval is not stuck
+// behind offloads, with two bounds:
 //  - a read waits for at most one write batch per worker: write batches
 //    hold at most queue_depth ops (read batches hold BatchLimit());
 //  - writes are not starved by sustained reads: once the oldest queued
@@ -105,7 +106,7 @@ class DeviceRunner {
   // an EWMA (weight kLiveAlpha per sample). 0 until kLiveMinSamples samples
   // were taken. Lock-free; any thread. (Samples taken within a streaming
   // batch, every few MiB or when it is extended, were tried and read
-  // 1.2-1.9x high; a batch that goes on for long therefore samples late.)
+  // 1.2-1.9x high; ExtendLimit() bounds how long a batch goes unsampled.)
   double live_read_gibps() const;
   // False once the device failed kFailuresBeforeQuarantine ops in a row. A
   // device that retries_after_quarantine() is in again kQuarantineRetry
@@ -118,6 +119,11 @@ class DeviceRunner {
   // Transfers in flight integrated over time, summed over the workers'
   // queues (IoQueue::in_flight_ns), in transfer-seconds. Any thread.
   double in_flight_seconds() const;
+
+  // Reads a streaming read batch may take on top of its first share: a
+  // bound, so that under sustained reads a batch still ends (and
+  // live_read_gibps is sampled) every few BatchLimit()s of reads.
+  size_t ExtendLimit() const;
 
   static constexpr uint64_t kLiveSampleBytes = 1ull << 20;
   static constexpr double kLiveAlpha = 0.2;
