@@ -211,8 +211,8 @@ Result<Reference> DramReference(const PoolOptions& full, std::span<const ChunkKe
   return ref;
 }
 
-// Bytes from the start of the extent file of `pool`'s one device through its last
-// slot holding data. A fresh extent hands out its lowest slots first
+// Bytes from the start of the extent file of `pool`'s one device through
+// its last slot holding data. A fresh extent hands out its lowest slots first
 // (SlotAllocator), so fio reading this range reads what the pool read;
 // beyond it lie unwritten blocks, which the file system answers with zeros
 // without touching the disk (an 8 GiB file holding 1 GiB let fio "read" at
@@ -260,7 +260,7 @@ Result<Reference> ExtentReference(const PoolOptions& full, std::span<const Chunk
   }
   ref.ceiling_gibps = fio->gibps;
   ref.ceiling_cpu_per_gib = (fio->user_seconds + fio->system_seconds) / gib;
-  ref.ceiling += fio->memory.rfind("2 MiB", 0) == 0 ? ", huge pages" : ", 4 KiB pages";
+  ref.ceiling += fio->huge_pages ? ", huge pages" : ", 4 KiB pages";
   return ref;
 }
 

@@ -39,16 +39,17 @@ uint64_t FreeHugePages() {
   return 0;
 }
 
-// fio's --iomem for `job`, and a description of it in `memory`.
-std::string IoMem(const FioJob& job, std::string* memory) {
+// fio's --iomem for `job`; says in `res` which memory that is.
+std::string IoMem(const FioJob& job, FioResult* res) {
   const std::string mount = HugetlbfsMount();
   // fio allocates queue_depth buffers of block_bytes, plus alignment.
   const uint64_t need = (uint64_t{job.queue_depth} * job.block_bytes) / kHugePageBytes + 2;
   if (!mount.empty() && FreeHugePages() >= need) {
-    *memory = "2 MiB huge pages (" + mount + ")";
+    res->huge_pages = true;
+    res->memory = "2 MiB huge pages (" + mount + ")";
     return " --iomem=mmaphuge:" + mount + "/kvpool-fio-buffers";
   }
-  *memory = "4 KiB pages (malloc; no hugetlbfs with free 2 MiB pages)";
+  res->memory = "4 KiB pages (malloc; no hugetlbfs with free 2 MiB pages)";
   return "";
 }
 
@@ -62,7 +63,7 @@ Result<FioResult> RunFio(const FioJob& j) {
   std::string cmd = "fio --name=kvpool-ceiling --output-format=json --ioengine=io_uring "
                     "--direct=1 --fixedbufs=1 --registerfiles=1 --numjobs=1 --thread=1 "
                     "--invalidate=1 --norandommap=1 --randrepeat=0";
-  cmd += IoMem(j, &res.memory);
+  cmd += IoMem(j, &res);
   cmd += " --filename=" + j.filename;
   cmd += " --rw=" + std::string(j.random ? "randread" : "read");
   cmd += " --bs=" + std::to_string(j.block_bytes);

@@ -24,7 +24,8 @@ struct FioResult {
   double system_seconds = 0;
   double runtime_seconds = 0;
   std::string command;
-  std::string memory;  // what fio's buffers were: huge pages or 4 KiB pages
+  bool huge_pages = false;  // fio's buffers were in 2 MiB huge pages
+  std::string memory;       // what they were, in words
 };
 
 // io_uring, O_DIRECT, registered buffers and file: the same features the
