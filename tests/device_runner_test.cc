@@ -54,6 +54,10 @@ struct Gate {
     open = true;
     cv.notify_all();
   }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu);
+    open = false;
+  }
   void Release(uint64_t n) {
     std::lock_guard<std::mutex> lock(mu);
     permits += n;
@@ -333,37 +337,34 @@ TEST(DeviceRunnerTest, ReadGoesBeforeQueuedWritesThatAreNotOverdue) {
   EXPECT_EQ(writes_done_at_read, kDepth);
 }
 
+// Submits `held`, waits until the worker holds its first op at the closed
+// gate, queues `queued` behind it, opens the gate and waits for both.
+void QueueBehindHeldBatch(DeviceRunner& runner, Gate& gate, OpGroup& held, OpGroup& queued) {
+  gate.Close();
+  held.Submit(runner);
+  gate.AwaitWaiting(1);
+  queued.Submit(runner);
+  gate.Open();
+  ASSERT_TRUE(held.AwaitAllFor(milliseconds(5000)));
+  ASSERT_TRUE(queued.AwaitAllFor(milliseconds(5000)));
+}
+
 // Reads queued while a read batch runs join it (IoStreamSink::Extend)
 // instead of waiting for the next batch, so a streaming device's queue does
 // not drain between batches; a write batch is never extended.
 TEST(DeviceRunnerTest, ReadsQueuedDuringAReadBatchJoinIt) {
   constexpr uint32_t kDepth = 4;
   Gate gate;
-  gate.open = false;
   OpGroup first(IoKind::kRead, 2), later(IoKind::kRead, 3 * kDepth);
   OpGroup writes(IoKind::kWrite, 2), write_later(IoKind::kWrite, 1);
   auto runner = StartSleepRunner(microseconds(0), &gate, kDepth, {milliseconds(60000)});
   ASSERT_NE(runner, nullptr);
 
-  first.Submit(*runner);
-  gate.AwaitWaiting(1);  // the worker holds a batch of the first reads
-  later.Submit(*runner);
-  gate.Open();
-  ASSERT_TRUE(first.AwaitAllFor(milliseconds(5000)));
-  ASSERT_TRUE(later.AwaitAllFor(milliseconds(5000)));
+  QueueBehindHeldBatch(*runner, gate, first, later);
   EXPECT_EQ(first.errors() + later.errors(), 0u);
   EXPECT_EQ(gate.streams.load(), 1u) << "the later reads needed batches of their own";
 
-  {
-    std::lock_guard<std::mutex> lock(gate.mu);
-    gate.open = false;
-  }
-  writes.Submit(*runner);
-  gate.AwaitWaiting(1);
-  write_later.Submit(*runner);
-  gate.Open();
-  ASSERT_TRUE(writes.AwaitAllFor(milliseconds(5000)));
-  ASSERT_TRUE(write_later.AwaitAllFor(milliseconds(5000)));
+  QueueBehindHeldBatch(*runner, gate, writes, write_later);
   EXPECT_EQ(gate.streams.load(), 3u) << "a write batch took writes queued after it started";
 }
 
@@ -372,18 +373,12 @@ TEST(DeviceRunnerTest, ReadsQueuedDuringAReadBatchJoinIt) {
 TEST(DeviceRunnerTest, AnExtendedReadBatchStillEnds) {
   constexpr uint32_t kDepth = 4;
   Gate gate;
-  gate.open = false;
   OpGroup first(IoKind::kRead, 1);
   auto runner = StartSleepRunner(microseconds(0), &gate, kDepth, {milliseconds(60000)});
   ASSERT_NE(runner, nullptr);
   OpGroup later(IoKind::kRead, runner->ExtendLimit() + kDepth);
 
-  first.Submit(*runner);
-  gate.AwaitWaiting(1);
-  later.Submit(*runner);
-  gate.Open();
-  ASSERT_TRUE(first.AwaitAllFor(milliseconds(5000)));
-  ASSERT_TRUE(later.AwaitAllFor(milliseconds(5000)));
+  QueueBehindHeldBatch(*runner, gate, first, later);
   EXPECT_EQ(gate.streams.load(), 2u) << "one batch took more than ExtendLimit() extra reads";
 }
 
