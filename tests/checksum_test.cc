@@ -38,7 +38,8 @@ TEST(ChecksumTest, ValuesAreXxh3OnEveryCpuPath) {
 
 TEST(ChecksumTest, CopyWithChecksumEqualsCopyThenChecksum) {
   // util/checksum.cc: pieces of the plain path; streamed blocks and the
-  // length where streaming starts (x86-64).
+  // length where streaming starts (x86-64); destinations at every alignment
+  // the head of a streamed copy handles (its stores need 32 bytes).
   constexpr size_t kPiece = 32 << 10, kBlock = 16 << 10, kStream = 64 << 10;
   const size_t lengths[] = {0, 1, 63, 4096, kPiece - 1, kPiece, kPiece + 1, 3 * kPiece + 17,
                             kStream - 1, kStream, kStream + 1, kStream + 3 * kBlock + 15,
@@ -46,7 +47,7 @@ TEST(ChecksumTest, CopyWithChecksumEqualsCopyThenChecksum) {
   std::vector<std::byte> src((2 << 20) + 64), dst(src.size());
   for (size_t i = 0; i < src.size(); ++i) src[i] = std::byte(uint8_t(i * 131 + i / 977));
   for (size_t length : lengths) {
-    for (size_t shift : {0, 1, 7, 16}) {
+    for (size_t shift : {0, 1, 7, 16, 31, 32}) {
       std::memset(dst.data(), 0xee, dst.size());
       const uint64_t got = CopyWithChecksum(dst.data() + shift, src.data() + 3, length);
       EXPECT_EQ(got, Checksum64(src.data() + 3, length)) << length << " bytes, shift " << shift;

@@ -1,12 +1,15 @@
 // Tests of the long-context bench itself: the baseline is what it claims
-// to be, every system returns the same bytes, and a tiny sweep produces
-// valid JSON, CSV and PNG files.
+// to be, every system returns the same bytes, a document stored a window
+// at a time comes back whole, and a tiny sweep produces valid JSON, CSV and
+// PNG files.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "host_kv.h"
 #include "longdoc/kv_system.h"
 #include "longdoc/lmcache_baseline.h"
 #include "longdoc/longdoc_bench.h"
@@ -120,6 +123,61 @@ TEST(LongDocSystems, EverySystemReturnsTheSameBytes) {
     for (const auto& w : sys->Work()) bytes += w.bytes_read;
     EXPECT_GE(bytes, chunks * seg * shape.layers) << sys->name() << " did not read everything";
   }
+}
+
+// A window of a prefix is generated on its own, with the bytes of those
+// chunks of the whole prefix, and Holds tells one wrong byte apart.
+TEST(HostKvWindow, HoldsTheWholePrefixBytesAndNoticesOneFlip) {
+  const ModelShape shape = SmallShape();
+  cli::HostKv whole(shape, 8, 5);
+  cli::HostKv window(shape, 3, 5, 4);
+  EXPECT_TRUE(whole.Holds(window, 3));
+  EXPECT_EQ(window.ConstView().first_chunk, 4u);
+  EXPECT_EQ(std::memcmp(window.ConstView().Segment(4, 1), whole.ConstView().Segment(4, 1),
+                        shape.SegmentPayloadBytes()), 0);
+  EXPECT_FALSE(whole.Holds(cli::HostKv(shape, 3, 6, 4), 3)) << "another seed, other bytes";
+  whole.Segment(5, shape.layers - 1)[17] ^= std::byte{1};
+  EXPECT_FALSE(whole.Holds(window, 3));
+}
+
+// Documents stored three chunks at a time (a window that does not divide
+// them) come back whole from every system, and each cell's data is gone
+// from the bench directory once it ran.
+TEST(LongDocBench, ADocumentStoredWindowByWindowComesBackWhole) {
+  TempDir dir;
+  cli::LongDocOptions o;
+  o.model = "tiny";
+  o.scale = 1;
+  o.contexts = {2048};
+  o.repeats = 1;
+  o.window_chunks = 3;
+  o.dir = dir.path() + "/dev";
+  o.out = dir.path() + "/out";
+  o.progress = false;
+  ASSERT_EQ(cli::RunLongDocBench(o), 0);
+  std::ifstream in(o.out + "/results.json");
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "results.json is not JSON";
+  ASSERT_EQ(j["cells"].size(), o.systems.size());
+  for (const auto& c : j["cells"]) EXPECT_TRUE(c["verified"].get<bool>()) << c["system"];
+  for (const char* left : {"/ssd0.extent", "/files0", "/lmcache"}) {
+    EXPECT_FALSE(fs::exists(o.dir + left)) << left << " left behind";
+  }
+}
+
+// A document larger than the memory left is skipped before anything is
+// allocated for it; with nothing left to run, the bench fails.
+TEST(LongDocBench, AContextThatCannotFitIsSkipped) {
+  TempDir dir;
+  cli::LongDocOptions o;
+  o.model = "tiny";
+  o.scale = 1;
+  o.contexts = {uint64_t{1} << 40};
+  o.dir = dir.path() + "/dev";
+  o.out = dir.path() + "/out";
+  o.progress = false;
+  EXPECT_EQ(cli::RunLongDocBench(o), 1);
+  EXPECT_FALSE(fs::exists(o.dir + "/ssd0.extent"));
 }
 
 TEST(LongDocBench, TinySweepWritesJsonCsvAndPng) {

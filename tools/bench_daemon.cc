@@ -100,18 +100,6 @@ std::string DaemonLoadAverage() {
   return a.empty() ? "unknown" : a + " " + b + " " + c;
 }
 
-// /proc/meminfo's MemAvailable in bytes; 0 when unknown.
-uint64_t DaemonMemAvailable() {
-  std::ifstream in("/proc/meminfo");
-  for (std::string key; in >> key;) {
-    uint64_t kib = 0;
-    in >> kib;
-    if (key == "MemAvailable:") return kib << 10;
-    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  return 0;
-}
-
 std::string DaemonKernel() {
   std::ifstream in("/proc/sys/kernel/osrelease");
   std::string k;
@@ -809,7 +797,7 @@ int RunDaemonBench(const DaemonBenchOptions& bo) {
   // At the peak (the DRAM configuration through kvpoold): the written data,
   // the in-process destination, the shared region and kvpoold's DRAM region.
   const uint64_t need = data_bytes * 9 / 2;
-  if (const uint64_t avail = DaemonMemAvailable(); avail > 0 && need > avail) {
+  if (const uint64_t avail = MemAvailableBytes(); avail > 0 && need > avail) {
     return std::cerr << me << ": --mib " << bo.mib << " needs about " << (need >> 20) << " MiB of memory (4.5 x the data); "
                      << (avail >> 20) << " MiB are available\n", 2;
   }

@@ -52,6 +52,7 @@ class Table {
 
 std::string Fixed(double v, int digits);
 std::string MachineDescription();  // cores, memory, kernel, CPU model
+uint64_t MemAvailableBytes();       // /proc/meminfo's MemAvailable; 0 when unknown
 std::string NowIso8601();
 
 }  // namespace kvpool::cli

@@ -28,6 +28,7 @@ struct LongDocOptions {
   uint32_t question_tokens = 32;   // uncached suffix of every query
   uint64_t dram_mib = 0;           // host memory of every system; 0 = 1/4 of the largest document
   uint64_t ssd_mib = 0;            // SSD capacity; 0 = 1.25 x the largest document
+  size_t window_chunks = 0;        // chunks generated and stored at a time; 0 = about 1 GiB
   std::string dir = ".kvpool/longdoc";        // devices' files
   std::string out = ".kvpool/results";        // JSON, CSV, PNG
   double gpu_tflops = 400;
