@@ -165,6 +165,39 @@ TEST(LongDocBench, ADocumentStoredWindowByWindowComesBackWhole) {
   }
 }
 
+// Stored a window at a time, a document four times larger than DRAM still
+// leaves passthrough-only's DRAM tier holding its head (about DRAM's worth,
+// read first), as one Store of the whole of it would: later windows must
+// neither evict the head nor sit after a gap where no lookup reaches them.
+TEST(LongDocBench, AWindowedTieredStoreKeepsTheHeadInTheDramTier) {
+  TempDir dir;
+  cli::LongDocOptions o;
+  o.model = "tiny";  // 512 B per token: 64K tokens = 32 MiB
+  o.scale = 1;
+  o.contexts = {65536};
+  o.systems = {"passthrough-only"};
+  o.repeats = 1;
+  o.dram_mib = 8;
+  o.window_chunks = 16;
+  o.dir = dir.path() + "/dev";
+  o.out = dir.path() + "/out";
+  o.progress = false;
+  ASSERT_EQ(cli::RunLongDocBench(o), 0);
+  std::ifstream in(o.out + "/results.json");
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "results.json is not JSON";
+  ASSERT_EQ(j["cells"].size(), 1u);
+  const auto& cell = j["cells"][0];
+  double dram_share = -1;
+  for (const auto& d : cell["devices"]) {
+    if (d["name"] == "dram-tier") {
+      dram_share = d["bytes_read"].get<double>() / cell["kv_bytes"].get<double>();
+    }
+  }
+  EXPECT_GT(dram_share, 0.15) << "the DRAM tier lost the head of the document";
+  EXPECT_LE(dram_share, 0.25);
+}
+
 // A document larger than the memory left is skipped before anything is
 // allocated for it; with nothing left to run, the bench fails.
 TEST(LongDocBench, AContextThatCannotFitIsSkipped) {

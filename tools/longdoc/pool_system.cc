@@ -19,6 +19,18 @@ Result<double> OffloadAndWait(Pool& pool, std::span<const ChunkKey> keys,
   return SecondsSince(t);
 }
 
+// Whole chunks `tier` takes before any of its devices passes the high
+// watermark, that is without evicting anything.
+size_t ChunksThatFit(const Pool& tier) {
+  const PoolOptions& o = tier.options();
+  uint64_t free = 0;
+  for (const DeviceStats& d : tier.Stats().devices) {
+    const auto limit = static_cast<uint64_t>(double(d.capacity_bytes) * o.high_watermark);
+    free += limit > d.used_bytes ? limit - d.used_bytes : 0;
+  }
+  return static_cast<size_t>(free / (uint64_t{o.shape.layers} * o.shape.SegmentPayloadBytes()));
+}
+
 // Retrieves chunks [destination.first_chunk, present) and records when each
 // layer became usable, relative to `start`.
 Result<size_t> RetrieveTimed(Pool& pool, std::span<const ChunkKey> keys,
@@ -74,11 +86,24 @@ class TieredSystem final : public KvSystem {
 
   std::string name() const override { return name_; }
 
-  // Every tier stores what fits (a tier that fills up keeps the prefix head).
+  // Every tier stores what fits; a tier above the last keeps the head of
+  // the document, also when it is stored a window at a time (chunks
+  // [src.first_chunk, keys.size())): such a tier takes only chunks that
+  // extend the prefix it holds, and only as many as fit without evicting.
+  // (Chunks after a gap are unreachable by a prefix lookup, and making
+  // room for them would evict the head's tail.)
   Result<double> Store(std::span<const ChunkKey> keys, const ConstKvBuffer& src) override {
+    const size_t first = src.first_chunk;
     double total = 0;
-    for (auto& t : tiers_) {
-      auto s = OffloadAndWait(*t, keys, src);
+    for (size_t i = 0; i < tiers_.size(); ++i) {
+      Pool& tier = *tiers_[i];
+      size_t end = keys.size();
+      if (i + 1 < tiers_.size()) {
+        if (tier.Lookup(keys.first(first)) < first) continue;
+        end = std::min(end, first + ChunksThatFit(tier));
+        if (end <= first) continue;
+      }
+      auto s = OffloadAndWait(tier, keys.first(end), src);
       if (!s.ok() && s.status().code() != StatusCode::kNoSpace) return s.status();
       if (s.ok()) total += *s;
     }
