@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "host_kv.h"
@@ -125,6 +126,26 @@ TEST(LongDocSystems, EverySystemReturnsTheSameBytes) {
   }
 }
 
+// Options of a bench run on the tiny model at full scale in `dir`, one
+// query per document, without a progress bar.
+cli::LongDocOptions TinyBench(const TempDir& dir, std::vector<uint64_t> contexts) {
+  cli::LongDocOptions o;
+  o.model = "tiny";  // 512 B per token
+  o.scale = 1;
+  o.contexts = std::move(contexts);
+  o.repeats = 1;
+  o.dir = dir.path() + "/dev";
+  o.out = dir.path() + "/out";
+  o.progress = false;
+  return o;
+}
+
+// results.json of a finished run (discarded when it is not JSON).
+nlohmann::json ReadResults(const cli::LongDocOptions& o) {
+  std::ifstream in(o.out + "/results.json");
+  return nlohmann::json::parse(in, nullptr, false);
+}
+
 // A window of a prefix is generated on its own, with the bytes of those
 // chunks of the whole prefix, and Holds tells one wrong byte apart.
 TEST(HostKvWindow, HoldsTheWholePrefixBytesAndNoticesOneFlip) {
@@ -145,18 +166,10 @@ TEST(HostKvWindow, HoldsTheWholePrefixBytesAndNoticesOneFlip) {
 // from the bench directory once it ran.
 TEST(LongDocBench, ADocumentStoredWindowByWindowComesBackWhole) {
   TempDir dir;
-  cli::LongDocOptions o;
-  o.model = "tiny";
-  o.scale = 1;
-  o.contexts = {2048};
-  o.repeats = 1;
+  cli::LongDocOptions o = TinyBench(dir, {2048});
   o.window_chunks = 3;
-  o.dir = dir.path() + "/dev";
-  o.out = dir.path() + "/out";
-  o.progress = false;
   ASSERT_EQ(cli::RunLongDocBench(o), 0);
-  std::ifstream in(o.out + "/results.json");
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json j = ReadResults(o);
   ASSERT_FALSE(j.is_discarded()) << "results.json is not JSON";
   ASSERT_EQ(j["cells"].size(), o.systems.size());
   for (const auto& c : j["cells"]) EXPECT_TRUE(c["verified"].get<bool>()) << c["system"];
@@ -171,20 +184,12 @@ TEST(LongDocBench, ADocumentStoredWindowByWindowComesBackWhole) {
 // neither evict the head nor sit after a gap where no lookup reaches them.
 TEST(LongDocBench, AWindowedTieredStoreKeepsTheHeadInTheDramTier) {
   TempDir dir;
-  cli::LongDocOptions o;
-  o.model = "tiny";  // 512 B per token: 64K tokens = 32 MiB
-  o.scale = 1;
-  o.contexts = {65536};
+  cli::LongDocOptions o = TinyBench(dir, {65536});  // 32 MiB of KV
   o.systems = {"passthrough-only"};
-  o.repeats = 1;
   o.dram_mib = 8;
   o.window_chunks = 16;
-  o.dir = dir.path() + "/dev";
-  o.out = dir.path() + "/out";
-  o.progress = false;
   ASSERT_EQ(cli::RunLongDocBench(o), 0);
-  std::ifstream in(o.out + "/results.json");
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json j = ReadResults(o);
   ASSERT_FALSE(j.is_discarded()) << "results.json is not JSON";
   ASSERT_EQ(j["cells"].size(), 1u);
   const auto& cell = j["cells"][0];
@@ -202,30 +207,17 @@ TEST(LongDocBench, AWindowedTieredStoreKeepsTheHeadInTheDramTier) {
 // allocated for it; with nothing left to run, the bench fails.
 TEST(LongDocBench, AContextThatCannotFitIsSkipped) {
   TempDir dir;
-  cli::LongDocOptions o;
-  o.model = "tiny";
-  o.scale = 1;
-  o.contexts = {uint64_t{1} << 40};
-  o.dir = dir.path() + "/dev";
-  o.out = dir.path() + "/out";
-  o.progress = false;
+  cli::LongDocOptions o = TinyBench(dir, {uint64_t{1} << 40});
   EXPECT_EQ(cli::RunLongDocBench(o), 1);
   EXPECT_FALSE(fs::exists(o.dir + "/ssd0.extent"));
 }
 
 TEST(LongDocBench, TinySweepWritesJsonCsvAndPng) {
   TempDir dir;
-  cli::LongDocOptions o;
-  o.model = "tiny";
-  o.scale = 1;
-  o.contexts = {1024, 2048};
+  cli::LongDocOptions o = TinyBench(dir, {1024, 2048});
   o.repeats = 2;
-  o.dir = dir.path() + "/dev";
-  o.out = dir.path() + "/out";
-  o.progress = false;
   ASSERT_EQ(cli::RunLongDocBench(o), 0);
-  std::ifstream in(o.out + "/results.json");
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json j = ReadResults(o);
   ASSERT_FALSE(j.is_discarded()) << "results.json is not JSON";
   EXPECT_EQ(j["cells"].size(), 2u * o.systems.size());
   for (const auto& c : j["cells"]) {
