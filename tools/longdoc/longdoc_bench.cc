@@ -117,10 +117,17 @@ class Progress {
 // holds all of it: a 128K-token document of llama-3.1-8b is 16 GiB of KV.
 constexpr uint64_t kDefaultWindowBytes = 1ull << 30;
 
+// KV bytes of one chunk, and of the whole chunks of a `context`-token document.
+uint64_t ChunkBytes(const ModelShape& shape) {
+  return uint64_t{shape.chunk_tokens} * shape.BytesPerToken();
+}
+uint64_t DocumentBytes(const ModelShape& shape, uint64_t context) {
+  return context / shape.chunk_tokens * ChunkBytes(shape);
+}
+
 size_t WindowChunks(const LongDocOptions& o, const ModelShape& shape) {
   if (o.window_chunks > 0) return o.window_chunks;
-  const uint64_t chunk_bytes = uint64_t{shape.chunk_tokens} * shape.BytesPerToken();
-  return static_cast<size_t>(std::max<uint64_t>(1, kDefaultWindowBytes / chunk_bytes));
+  return static_cast<size_t>(std::max<uint64_t>(1, kDefaultWindowBytes / ChunkBytes(shape)));
 }
 
 // Stores chunks [0, chunks) of the document window by window (each Store
@@ -165,8 +172,9 @@ Result<CellResult> RunCell(const std::string& name, const LongDocOptions& o, con
   auto sys = MakeSystem(name, o, p);
   if (!sys.ok()) return sys.status();
   std::vector<ChunkKey> keys = DocKeys(shape, context, context);
-  CellResult cell{name, context, cached * shape.chunk_tokens, chunks * shape.BytesPerToken() * shape.chunk_tokens};
-  auto stored = StoreDocument(**sys, keys, shape, WindowChunks(o, shape), context);
+  CellResult cell{name, context, cached * shape.chunk_tokens, DocumentBytes(shape, context)};
+  const size_t window = WindowChunks(o, shape);
+  auto stored = StoreDocument(**sys, keys, shape, window, context);
   if (!stored.ok()) return stored.status().WithContext(name + " store");
   cell.offload_seconds = *stored;
   std::span<const ChunkKey> query(keys.data(), cached);
@@ -182,7 +190,7 @@ Result<CellResult> RunCell(const std::string& name, const LongDocOptions& o, con
       return Status::IOError(name + " delivered " + std::to_string(load->chunks) + " of " +
                              std::to_string(cached) + " chunks");
     }
-    if (q == 0) cell.verified = HoldsDocument(dst, shape, cached, WindowChunks(o, shape), context);
+    if (q == 0) cell.verified = HoldsDocument(dst, shape, cached, window, context);
     uint64_t suffix = context - cell.cached_tokens + o.question_tokens;
     uint64_t layer_bytes = uint64_t{cached} * shape.SegmentPayloadBytes();
     TtftBreakdown t = SimulateTtft(cm, load->layer_ready, layer_bytes, cell.cached_tokens, suffix);
@@ -206,9 +214,8 @@ Result<CellResult> RunCell(const std::string& name, const LongDocOptions& o, con
 // a system's DRAM tier, next to the kernel's own needs (kHeadroom).
 std::string WhyNotFit(const LongDocOptions& o, const Plan& p, uint64_t context) {
   constexpr uint64_t kHeadroom = 1ull << 30;
-  const uint64_t chunk_bytes = uint64_t{p.shape.chunk_tokens} * p.shape.BytesPerToken();
-  const uint64_t doc = context / p.shape.chunk_tokens * chunk_bytes;
-  const uint64_t window = std::min<uint64_t>(doc, WindowChunks(o, p.shape) * chunk_bytes);
+  const uint64_t doc = DocumentBytes(p.shape, context);
+  const uint64_t window = std::min<uint64_t>(doc, WindowChunks(o, p.shape) * ChunkBytes(p.shape));
   const uint64_t need = doc + window + p.dram_bytes + kHeadroom;
   const uint64_t avail = MemAvailableBytes();
   if (avail == 0 || need <= avail) return "";
@@ -222,7 +229,7 @@ std::string WhyNotFit(const LongDocOptions& o, const Plan& p, uint64_t context) 
 Plan MakePlan(const LongDocOptions& o, const ModelShape& shape) {
   Plan p{shape};
   uint64_t largest = *std::max_element(o.contexts.begin(), o.contexts.end());
-  uint64_t doc_bytes = largest / shape.chunk_tokens * shape.chunk_tokens * shape.BytesPerToken();
+  uint64_t doc_bytes = DocumentBytes(shape, largest);
   p.dram_bytes = o.dram_mib ? o.dram_mib << 20 : std::max<uint64_t>(doc_bytes / 4, 64ull << 20);
   p.ssd_bytes = o.ssd_mib ? o.ssd_mib << 20 : doc_bytes + doc_bytes / 4 + (256ull << 20);
   return p;
