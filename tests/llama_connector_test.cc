@@ -89,7 +89,11 @@ TEST_P(ExactnessTest, RestoredPrefixGivesBitIdenticalLogitsAndState) {
   EXPECT_TRUE(warm.fallback.empty()) << warm.fallback;
   uint64_t served = 0;
   for (const auto& d : warm.sources) served += d.bytes;
-  EXPECT_EQ(served, 3u * 4 * pool_->options().shape.SegmentPayloadBytes());
+  const ModelShape& shape = pool_->options().shape;
+  EXPECT_EQ(served, 3u * shape.layers * shape.SegmentPayloadBytes());
+  // V rows: the segments land in llama.cpp's blob, nothing is copied between.
+  // V transposed: each restored byte goes through staging once.
+  EXPECT_EQ(warm.assembled_bytes, GetParam() ? 0u : served);
   std::vector<float> logits = LastLogits(ctx_.get());
   auto state = llama::TakeSnapshot(ctx_.get(), 0);
   ASSERT_TRUE(state.ok());
@@ -180,16 +184,21 @@ TEST_F(ConnectorTest, AnotherModelKvTypeOrTenantIsAMiss) {
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(Prefill(*c, prompt).cached_chunks, 0u);
 
-  // Same payload size, other KV layout or type: BF16 instead of F16; V transposed.
-  for (ContextSpec s : {ContextSpec{.kv_type = GGML_TYPE_BF16}, ContextSpec{.flash_attn = false}}) {
-    ContextPtr x = NewContext(model_.get(), s);
-    ASSERT_TRUE(x);
-    auto cx = Connect(x.get(), {.model_path = TestModelPath()});
-    ASSERT_NE(cx, nullptr);
-    llama::PrefillResult r = Prefill(*cx, prompt);
-    EXPECT_EQ(r.cached_chunks, 0u);
-    EXPECT_TRUE(BitEqual(LastLogits(x.get()), Reference(prompt, {}, s)));
-  }
+  // Same segment size, other KV type: BF16 instead of F16.
+  const ContextSpec bf16{.kv_type = GGML_TYPE_BF16};
+  ContextPtr x = NewContext(model_.get(), bf16);
+  ASSERT_TRUE(x);
+  auto cx = Connect(x.get(), {.model_path = TestModelPath()});
+  ASSERT_NE(cx, nullptr);
+  EXPECT_EQ(Prefill(*cx, prompt).cached_chunks, 0u);
+  EXPECT_TRUE(BitEqual(LastLogits(x.get()), Reference(prompt, {}, bf16)));
+
+  // V transposed is cut into other segments (K and V joined): Create says so.
+  ContextPtr vt = NewContext(model_.get(), {.flash_attn = false});
+  auto joined = llama::Connector::Create(vt.get(), *pool_, {.model_path = TestModelPath()});
+  EXPECT_EQ(joined.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(joined.status().message().find("KvShape"), std::string::npos)
+      << joined.status().ToString();
 
   // Another tenant.
   auto tenant = Connect(ctx_.get(), {.model_path = TestModelPath(), .tenant_salt = "b"});
@@ -263,6 +272,8 @@ TEST_F(ConnectorTest, CorruptSegmentRestoresOnlyTheChunksBeforeIt) {
   llama::PrefillResult r = Prefill(*conn_, Concat(prefix_, suffix_));
   EXPECT_EQ(r.restored_tokens, kChunk);
   EXPECT_FALSE(r.fallback.empty());
+  // The blob was read for 3 chunks: the rows of the one kept are moved together.
+  EXPECT_EQ(r.assembled_bytes, size_t{kChunk} * pool_->options().shape.BytesPerToken());
   // Reference: chunk 0's KV as the first Prefill computed it (in the piece
   // [0, 64)), then everything after it decoded in pieces from 32.
   ContextPtr ref = NewContext(model_.get());

@@ -91,6 +91,50 @@ TEST_P(StateFormatTest, PrefixOfALongerSequenceReassemblesToThePrefixState) {
   EXPECT_TRUE(SameBytes(back->blob, prefix->blob));
 }
 
+// V rows: pool segments are runs of the blob itself (SplitSegmentsOf). Moving
+// a prefix's segments between two blobs, and shrinking a blob in place after
+// a short read (KeepFirstCells), both give llama.cpp's own prefix blob.
+TEST(StateFormat, SplitSegmentsAreRunsOfTheBlob) {
+  KVPOOL_REQUIRE_TEST_MODEL(model, TestModelPath());
+  ContextPtr ctx = NewContext(model.get(), {.flash_attn = true});
+  ASSERT_TRUE(ctx);
+  std::vector<int32_t> tokens = TestTokens(3 * kChunk + 5, 6);
+  ASSERT_TRUE(llama::DecodeTokens(ctx.get(), std::span(tokens).first(2 * kChunk), 0, 0).ok());
+  auto prefix = llama::TakeSnapshot(ctx.get(), 0);
+  ASSERT_TRUE(prefix.ok()) << prefix.status().ToString();
+  ASSERT_TRUE(
+      llama::DecodeTokens(ctx.get(), std::span(tokens).subspan(2 * kChunk), 2 * kChunk, 0).ok());
+  auto full = llama::TakeSnapshot(ctx.get(), 0);
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  const llama::StateFormat& f = full->state.format;
+  ASSERT_EQ(llama::LayoutForFormat(f), llama::SegmentLayout::kSplit);
+
+  Bytes moved(f.BlobBytes(2 * kChunk));
+  auto to = llama::WriteSeqStateHeaders(f, 0, 2 * kChunk, moved.span());
+  ASSERT_TRUE(to.ok()) << to.status().ToString();
+  const ConstKvBuffer from =
+      llama::SplitSegmentsOf<const std::byte>(full->state, full->blob.data(), kChunk);
+  const KvBuffer dest = llama::SplitSegmentsOf(*to, moved.data(), kChunk);
+  ASSERT_EQ(dest.layer_base.size(), 2 * f.layers.size());
+  for (uint32_t pl = 0; pl < dest.layer_base.size(); ++pl) {
+    for (size_t c = 0; c < 2; ++c)
+      std::memcpy(dest.Segment(c, pl), from.Segment(c, pl), dest.chunk_stride);
+  }
+  EXPECT_TRUE(SameBytes(moved, prefix->blob));
+
+  // From chunk 1 on: the same runs, addressed from there.
+  const ConstKvBuffer tail =
+      llama::SplitSegmentsOf<const std::byte>(full->state, full->blob.data(), kChunk, 1);
+  EXPECT_EQ(tail.Segment(2, 3), from.Segment(2, 3));
+
+  auto kept = llama::KeepFirstCells(full->state, 2 * kChunk, full->blob.span());
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  full->blob.Resize(f.BlobBytes(2 * kChunk));
+  EXPECT_TRUE(SameBytes(full->blob, prefix->blob));
+  EXPECT_EQ(kept->k_offset, to->k_offset);
+  EXPECT_EQ(kept->v_offset, to->v_offset);
+}
+
 INSTANTIATE_TEST_SUITE_P(FlashAttention, StateFormatTest, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "VRows" : "VTransposed"; });
 
@@ -129,11 +173,10 @@ TEST(StateFormat, ShapeMatchesTheStateWithOrWithoutCells) {
   ASSERT_TRUE(ctx);
   auto shape = llama::Connector::KvShape(ctx.get(), kChunk);
   ASSERT_TRUE(shape.ok()) << shape.status().ToString();
-  EXPECT_EQ(shape->layers, 4u);
-  EXPECT_EQ(shape->kv_heads, 2u);
-  EXPECT_EQ(shape->head_dim, 64u);
-  EXPECT_EQ(shape->dtype_bytes, 2u);
-  EXPECT_EQ(shape->SegmentPayloadBytes(), kChunk * 512u);
+  // Flash attention on (V rows): K and V are separate segments of one chunk's
+  // rows (2 KV heads x 64 x F16 = 256 B), so the pool has twice the layers.
+  EXPECT_EQ(shape->layers, 8u);
+  EXPECT_EQ(shape->SegmentPayloadBytes(), kChunk * 256u);
   EXPECT_EQ(llama_memory_seq_pos_max(llama_get_memory(ctx.get()), 0), -1)
       << "probe left cells behind";
 
@@ -153,8 +196,22 @@ TEST(StateFormat, QuantizedKvGetsAByteShape) {
   auto shape = llama::Connector::KvShape(ctx.get(), kChunk);
   ASSERT_TRUE(shape.ok()) << shape.status().ToString();
   // Q8_0 rows of 128 elements: 4 blocks of 34 bytes, for K and for V.
-  EXPECT_EQ(shape->SegmentPayloadBytes(), kChunk * 2u * 136u);
+  EXPECT_EQ(shape->layers, 8u);
+  EXPECT_EQ(shape->SegmentPayloadBytes(), kChunk * 136u);
   EXPECT_EQ(shape->dtype_bytes, 1u);
+}
+
+TEST(StateFormat, TransposedVKeepsKAndVOfALayerInOneSegment) {
+  KVPOOL_REQUIRE_TEST_MODEL(model, TestModelPath());
+  ContextPtr ctx = NewContext(model.get(), {.flash_attn = false});
+  ASSERT_TRUE(ctx);
+  auto shape = llama::Connector::KvShape(ctx.get(), kChunk);
+  ASSERT_TRUE(shape.ok()) << shape.status().ToString();
+  EXPECT_EQ(shape->layers, 4u);
+  EXPECT_EQ(shape->kv_heads, 2u);
+  EXPECT_EQ(shape->head_dim, 64u);
+  EXPECT_EQ(shape->dtype_bytes, 2u);
+  EXPECT_EQ(shape->SegmentPayloadBytes(), kChunk * 512u);
 }
 
 }  // namespace

@@ -33,7 +33,8 @@ class Connector::Impl {
         fingerprint_(fingerprint),
         ns_(NamespaceFor(options_.tenant_salt)),
         restorer_(ctx, pool, format_, shape_, options_.seq_id),
-        offloader_(pool, shape_, stats_, options_.max_pending_offload_bytes, &blobs_) {
+        offloader_(pool, shape_, LayoutForFormat(format_) == SegmentLayout::kSplit, stats_,
+                   options_.max_pending_offload_bytes, &blobs_) {
     restorer_.Reserve(options_.reserve_tokens / shape_.chunk_tokens);
   }
 

@@ -24,6 +24,52 @@ uint32_t FloatBytes(int32_t type) {
 
 }  // namespace
 
+SegmentLayout LayoutForFormat(const StateFormat& format) {
+  if (format.v_trans || format.layers.empty()) return SegmentLayout::kJoined;
+  const uint64_t row = format.layers[0].k_row;
+  for (const LayerFormat& l : format.layers) {
+    if (l.k_row != row || l.v_row != row) return SegmentLayout::kJoined;
+  }
+  return SegmentLayout::kSplit;
+}
+
+namespace {
+
+// A shape in bytes: `layers` segments of chunk_tokens x cell_bytes each.
+Result<ModelShape> ByteShape(uint32_t layers, uint32_t chunk_tokens, uint64_t cell_bytes) {
+  if (cell_bytes % 2 != 0) return Status::Unsupported("odd KV bytes per cell");
+  ModelShape s;
+  s.layers = layers;
+  s.chunk_tokens = chunk_tokens;
+  s.kv_heads = 1;
+  s.dtype_bytes = 1;
+  s.head_dim = static_cast<uint32_t>(cell_bytes / 2);
+  return s;
+}
+
+Result<ModelShape> JoinedShape(const StateFormat& format, uint32_t kv_heads,
+                               uint32_t chunk_tokens) {
+  const LayerFormat& first = format.layers[0];
+  const uint32_t bytes = FloatBytes(first.k_type);
+  const bool natural = bytes != 0 && first.k_type == first.v_type && first.k_row == first.v_row &&
+                       kv_heads > 0 && first.k_row % (uint64_t{bytes} * kv_heads) == 0;
+  const uint32_t layers = static_cast<uint32_t>(format.layers.size());
+  ModelShape s;
+  if (natural) {
+    s.layers = layers;
+    s.chunk_tokens = chunk_tokens;
+    s.kv_heads = kv_heads;
+    s.dtype_bytes = bytes;
+    s.head_dim = static_cast<uint32_t>(first.k_row / bytes / kv_heads);
+  } else {
+    KVP_ASSIGN_OR_RETURN(s, ByteShape(layers, chunk_tokens, first.CellBytes()));
+  }
+  s.name = "llama.cpp-" + std::to_string(layers) + "x" + std::to_string(first.CellBytes()) + "B";
+  return s;
+}
+
+}  // namespace
+
 Result<ModelShape> ShapeForFormat(const StateFormat& format, uint32_t kv_heads,
                                   uint32_t chunk_tokens) {
   if (format.layers.empty()) return Status::InvalidArgument("empty llama.cpp state format");
@@ -34,22 +80,14 @@ Result<ModelShape> ShapeForFormat(const StateFormat& format, uint32_t kv_heads,
     }
   }
   ModelShape s;
-  s.layers = static_cast<uint32_t>(format.layers.size());
-  s.chunk_tokens = chunk_tokens;
-  const uint32_t bytes = FloatBytes(first.k_type);
-  const bool natural = bytes != 0 && first.k_type == first.v_type && first.k_row == first.v_row &&
-                       kv_heads > 0 && first.k_row % (uint64_t{bytes} * kv_heads) == 0;
-  if (natural) {
-    s.kv_heads = kv_heads;
-    s.dtype_bytes = bytes;
-    s.head_dim = static_cast<uint32_t>(first.k_row / bytes / kv_heads);
+  if (LayoutForFormat(format) == SegmentLayout::kSplit) {
+    const uint32_t layers = static_cast<uint32_t>(2 * format.layers.size());
+    KVP_ASSIGN_OR_RETURN(s, ByteShape(layers, chunk_tokens, first.k_row));
+    s.name = "llama.cpp-" + std::to_string(format.layers.size()) + "x(K,V)x" +
+             std::to_string(first.k_row) + "B";
   } else {
-    if (first.CellBytes() % 2 != 0) return Status::Unsupported("odd K+V bytes per cell");
-    s.kv_heads = 1;
-    s.dtype_bytes = 1;
-    s.head_dim = static_cast<uint32_t>(first.CellBytes() / 2);
+    KVP_ASSIGN_OR_RETURN(s, JoinedShape(format, kv_heads, chunk_tokens));
   }
-  s.name = "llama.cpp-" + std::to_string(s.layers) + "x" + std::to_string(first.CellBytes()) + "B";
   KVP_RETURN_IF_ERROR(s.Validate());
   return s;
 }

@@ -13,10 +13,11 @@
 //   // r->restored_tokens came from the pool, r->computed_tokens were decoded
 //
 // How: the sequence's KV is taken out and put back with
-// llama_state_seq_get_data / llama_state_seq_set_data. The blob is cut into
-// (chunk, layer) segments (state_format.h) so that the pool places them over
-// its devices by bandwidth and reads them back in parallel; on restore a blob
-// is reassembled from the segments. Chunk keys live in a namespace made from
+// llama_state_seq_get_data / llama_state_seq_set_data. The blob's cells are
+// cut into chunks and each chunk's K and V rows of each layer are pool
+// segments (kv_layout.h), so that the pool places them over its devices by
+// bandwidth and reads them back in parallel, straight into a blob for
+// llama.cpp (with transposed V, through a staging buffer). Chunk keys live in a namespace made from
 // the model file's fingerprint, the KV cache's types and layout and the
 // tenant salt: another model or KV type is a miss, never wrong KV.
 //
@@ -60,7 +61,7 @@ struct ConnectorOptions {
   // would exceed it is not stored (offload_skipped). Default: 0 = unbounded.
   size_t max_pending_offload_bytes = 0;
   // Allocate and touch, at Create, the restore buffers for this many tokens
-  // (about 2 x their KV bytes), so that the first restore does not pay for
+  // (their KV bytes; twice that with transposed V), so that the first restore does not pay for
   // page faults on fresh memory. Default: 0 = grow on demand (then kept).
   size_t reserve_tokens = 0;
 };
@@ -80,8 +81,13 @@ struct PrefillResult {
   size_t computed_tokens = 0;         // tokens decoded by llama.cpp
   std::vector<SourceDevice> sources;  // devices that served the restore
   double lookup_seconds = 0;
-  double retrieve_seconds = 0;  // pool -> host buffer (parallel over devices)
+  double retrieve_seconds = 0;  // pool -> blob or staging (parallel over devices)
   double assemble_seconds = 0;  // segments -> llama.cpp state blob
+  // Bytes the connector copied between the pool's buffer and llama.cpp's
+  // blob: 0 when segments land in the blob (V rows, flash attention on), the
+  // restored KV when they go through staging (V transposed), more after a
+  // short read.
+  size_t assembled_bytes = 0;
   double restore_seconds = 0;   // llama_state_seq_set_data
   double decode_seconds = 0;    // llama_decode of the uncached tokens
   double ttft_seconds = 0;      // call to the last token's logits being ready
@@ -112,8 +118,10 @@ struct ConnectorStats {
 class Connector {
  public:
   // The ModelShape a Pool must be opened with to hold this context's KV in
-  // chunks of `chunk_tokens`: layers = n_layer, segment payload = K and V
-  // bytes of one chunk of one layer as llama.cpp's state holds them.
+  // chunks of `chunk_tokens`. With V rows (flash attention on) and K and V
+  // rows of one size: layers = 2 x n_layer, a segment = one chunk's K (or V)
+  // rows of one layer. Otherwise: layers = n_layer, a segment = K and V bytes
+  // of one chunk of one layer as llama.cpp's state holds them.
   // Learns llama.cpp's state format from a snapshot of `seq_id` (when the
   // sequence is empty: after decoding one token into it, removed again).
   // Errors: Unsupported for KV layouts the connector cannot cut (see

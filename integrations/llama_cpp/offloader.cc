@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "kv_layout.h"
+
 namespace kvpool::llama {
 
 size_t StagingStride(const ModelShape& shape) {
@@ -9,13 +11,14 @@ size_t StagingStride(const ModelShape& shape) {
   return (shape.SegmentPayloadBytes() + a - 1) / a * a;
 }
 
-Offloader::Offloader(Pool& pool, const ModelShape& shape, StatsBox& stats,
+Offloader::Offloader(Pool& pool, const ModelShape& shape, bool split, StatsBox& stats,
                      size_t max_pending_bytes, BlobRecycler* recycler)
     : pool_(pool),
       shape_(shape),
       stats_(stats),
       max_pending_bytes_(max_pending_bytes),
       recycler_(recycler),
+      split_(split),
       thread_([this] { Run(); }) {}
 
 Offloader::~Offloader() {
@@ -66,11 +69,13 @@ void Offloader::Run() {
   }
 }
 
-void Offloader::Store(Job& job) {
+ConstKvBuffer Offloader::Segments(const Job& job, Bytes& staging) const {
+  const Snapshot& snap = job.snapshot;
   const uint32_t t = shape_.chunk_tokens;
+  if (split_) return SplitSegmentsOf(snap.state, snap.blob.data(), t, job.first);
   const size_t n = job.keys.size() - job.first;
   const size_t stride = StagingStride(shape_);
-  Bytes staging(n * shape_.layers * stride, kSegmentAlignment);
+  staging = Bytes(n * shape_.layers * stride, kSegmentAlignment);
   ConstKvBuffer source;
   source.chunk_stride = stride;
   source.first_chunk = job.first;
@@ -78,14 +83,28 @@ void Offloader::Store(Job& job) {
     std::byte* base = staging.data() + l * n * stride;
     source.layer_base.push_back(base);
     for (size_t c = 0; c < n; ++c) {
-      CopyOutSegment(job.snapshot.state, job.snapshot.blob.data(),
-                     static_cast<uint32_t>(job.first + c), t, l, base + c * stride);
+      CopyOutSegment(snap.state, snap.blob.data(), static_cast<uint32_t>(job.first + c), t, l,
+                     base + c * stride);
     }
   }
-  if (recycler_ != nullptr) recycler_->Give(std::move(job.snapshot.blob));
-  job.snapshot = Snapshot{};  // the blob is no longer needed
+  return source;
+}
+
+void Offloader::ReleaseBlob(Job& job) {
+  if (recycler_ != nullptr && job.snapshot.blob.data() != nullptr) {
+    recycler_->Give(std::move(job.snapshot.blob));
+  }
+  job.snapshot = Snapshot{};
+}
+
+void Offloader::Store(Job& job) {
+  const size_t n = job.keys.size() - job.first;
+  Bytes staging;
+  const ConstKvBuffer source = Segments(job, staging);
+  if (!split_) ReleaseBlob(job);  // staging holds the segments now
   Result<OffloadHandle> h = pool_.Offload(job.keys, source);
   Result<size_t> stored = h.ok() ? h->Wait() : Result<size_t>(h.status());
+  ReleaseBlob(job);
   stats_.Update([&](ConnectorStats& s) {
     if (stored.ok()) {
       s.offloaded_chunks += *stored;

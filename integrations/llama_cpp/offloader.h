@@ -39,10 +39,13 @@ size_t StagingStride(const ModelShape& shape);
 
 class Offloader {
  public:
-  // `max_pending_bytes`: snapshot bytes queued at most (0 = unbounded).
-  // Blobs of stored snapshots go back to `recycler` when it is not null.
-  Offloader(Pool& pool, const ModelShape& shape, StatsBox& stats, size_t max_pending_bytes = 0,
-            BlobRecycler* recycler = nullptr);
+  // `split`: the shape's segments are split K and V rows (kv_layout.h), which
+  // the pool writes straight from the snapshot; otherwise they are copied
+  // out into a staging buffer first. `max_pending_bytes`: snapshot bytes
+  // queued at most (0 = unbounded). Blobs of stored snapshots go back to
+  // `recycler` when it is not null.
+  Offloader(Pool& pool, const ModelShape& shape, bool split, StatsBox& stats,
+            size_t max_pending_bytes = 0, BlobRecycler* recycler = nullptr);
   ~Offloader();  // finishes queued jobs, then joins
   Offloader(const Offloader&) = delete;
   Offloader& operator=(const Offloader&) = delete;
@@ -63,12 +66,17 @@ class Offloader {
   };
   void Run();
   void Store(Job& job);
+  // The job's segments: in its snapshot (split), or copied into `staging`.
+  ConstKvBuffer Segments(const Job& job, Bytes& staging) const;
+  // Hands the snapshot's blob back to the recycler.
+  void ReleaseBlob(Job& job);
 
   Pool& pool_;
   const ModelShape shape_;
   StatsBox& stats_;
   const size_t max_pending_bytes_;
   BlobRecycler* const recycler_;
+  const bool split_;
   size_t pending_bytes_ = 0;  // blobs of queued and running jobs
   std::mutex mu_;
   std::condition_variable cv_;

@@ -88,24 +88,37 @@ std::span<std::byte> Restorer::Blob(size_t bytes) {
 
 void Restorer::Reserve(size_t chunks) {
   if (chunks == 0) return;
-  Staging(chunks);
+  if (!split_) {
+    Staging(chunks);
+    std::memset(staging_.data(), 0, staging_.size());
+  }
   Blob(format_.BlobBytes(static_cast<uint32_t>(chunks * shape_.chunk_tokens)));
-  std::memset(staging_.data(), 0, staging_.size());
   std::memset(blob_.data(), 0, blob_.size());
 }
 
-void Restorer::CopyLayer(const ParsedState& layout, const KvBuffer& staging, size_t chunks,
-                         uint32_t layer) {
+size_t Restorer::CopyLayer(const ParsedState& layout, const KvBuffer& staging, size_t chunks,
+                           uint32_t layer) {
   for (size_t c = 0; c < chunks; ++c) {
     CopyInSegment(layout, blob_.data(), static_cast<uint32_t>(c), shape_.chunk_tokens, layer,
                   staging.Segment(c, layer));
   }
+  return chunks * SegmentBytes(format_.layers[layer], shape_.chunk_tokens);
+}
+
+Result<ParsedState> Restorer::Shrink(const ParsedState& layout, size_t chunks,
+                                     std::vector<bool>& copied, PrefillResult& r) {
+  const auto cells = static_cast<uint32_t>(chunks * shape_.chunk_tokens);
+  if (split_) {  // the rows are in the blob already: move them together
+    r.assembled_bytes += cells * format_.CellBytes();
+    return KeepFirstCells(layout, cells, blob_.span());
+  }
+  copied.assign(copied.size(), false);  // staging still has them: lay the blob out again
+  return WriteSeqStateHeaders(format_, seq_id_, cells, Blob(format_.BlobBytes(cells)));
 }
 
 size_t Restorer::Restore(std::span<const ChunkKey> keys, PrefillResult& r, std::string* failure) {
   const size_t n = keys.size();
   const uint32_t t = shape_.chunk_tokens;
-  KvBuffer staging = Staging(n);
   std::span<std::byte> blob = Blob(format_.BlobBytes(static_cast<uint32_t>(n * t)));
   Result<ParsedState> layout =
       WriteSeqStateHeaders(format_, seq_id_, static_cast<uint32_t>(n * t), blob);
@@ -113,19 +126,23 @@ size_t Restorer::Restore(std::span<const ChunkKey> keys, PrefillResult& r, std::
     *failure = "assemble: " + layout.status().ToString();
     return 0;
   }
+  const KvBuffer destination = split_ ? SplitSegmentsOf(*layout, blob.data(), t) : Staging(n);
   auto ready = std::make_shared<ReadyLayers>();
+  LayerReadyFn on_layer;
+  if (!split_) on_layer = [ready](uint32_t layer, size_t valid) { ready->Push(layer, valid); };
   std::vector<SourceDevice> before = DeviceCounters(pool_);
   Clock::time_point t0 = Clock::now();
-  Result<RetrieveHandle> h = pool_.Retrieve(
-      keys, staging, [ready](uint32_t layer, size_t valid) { ready->Push(layer, valid); });
+  Result<RetrieveHandle> h = pool_.Retrieve(keys, destination, std::move(on_layer));
   if (!h.ok()) {
     *failure = "retrieve: " + h.status().ToString();
     return 0;
   }
   std::vector<bool> copied(shape_.layers, false);
-  while (auto next = ready->Pop(*h)) {  // copy each complete layer while others load
+  while (!split_) {  // copy each complete layer while others load
+    std::optional<std::pair<uint32_t, size_t>> next = ready->Pop(*h);
+    if (!next) break;
     if (next->second < n || next->first >= shape_.layers) continue;
-    CopyLayer(*layout, staging, n, next->first);
+    r.assembled_bytes += CopyLayer(*layout, destination, n, next->first);
     copied[next->first] = true;
   }
   Result<size_t> got = h->Wait();
@@ -140,15 +157,18 @@ size_t Restorer::Restore(std::span<const ChunkKey> keys, PrefillResult& r, std::
     return 0;
   }
   t0 = Clock::now();
-  if (*got < n) {  // the blob's layout depends on the cell count: lay it out again
+  if (*got < n) {  // the blob's layout depends on the cell count
     *failure = "retrieve delivered " + std::to_string(*got) + " of " + std::to_string(n) +
                " cached chunks (device error, corruption or eviction)";
+    layout = Shrink(*layout, *got, copied, r);
+    if (!layout.ok()) {
+      *failure += "; assemble: " + layout.status().ToString();
+      return 0;
+    }
     blob = Blob(format_.BlobBytes(static_cast<uint32_t>(*got * t)));
-    layout = WriteSeqStateHeaders(format_, seq_id_, static_cast<uint32_t>(*got * t), blob);
-    copied.assign(shape_.layers, false);
   }
-  for (uint32_t l = 0; l < shape_.layers; ++l) {
-    if (!copied[l]) CopyLayer(*layout, staging, *got, l);
+  for (uint32_t l = 0; !split_ && l < shape_.layers; ++l) {
+    if (!copied[l]) r.assembled_bytes += CopyLayer(*layout, destination, *got, l);
   }
   r.assemble_seconds = Since(t0);
   t0 = Clock::now();

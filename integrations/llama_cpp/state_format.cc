@@ -37,12 +37,13 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// Writes at increasing offsets; with an empty span it only counts them.
 class Writer {
  public:
   explicit Writer(std::span<std::byte> b) : b_(b) {}
   template <typename T>
   void Put(T v) {
-    std::memcpy(b_.data() + pos_, &v, sizeof(T));
+    if (!b_.empty()) std::memcpy(b_.data() + pos_, &v, sizeof(T));
     pos_ += sizeof(T);
   }
   void Skip(uint64_t n) { pos_ += n; }
@@ -174,16 +175,12 @@ Result<ParsedState> ParseSeqState(std::span<const std::byte> blob, uint32_t n_la
   return s;
 }
 
-Result<ParsedState> WriteSeqStateHeaders(const StateFormat& format, int32_t seq_id, uint32_t cells,
-                                         std::span<std::byte> blob) {
-  if (cells == 0 || format.layers.empty()) {
-    return Status::InvalidArgument("WriteSeqStateHeaders: needs cells > 0 and a parsed format");
-  }
-  if (blob.size() != format.BlobBytes(cells)) {
-    return Status::InvalidArgument("WriteSeqStateHeaders: blob of " + std::to_string(blob.size()) +
-                                   " bytes, format needs " +
-                                   std::to_string(format.BlobBytes(cells)));
-  }
+namespace {
+
+// The layout of a blob of `cells` cells at positions 0..cells-1, with its
+// headers and cell metadata written into `blob` unless it is empty.
+ParsedState LayOut(const StateFormat& format, int32_t seq_id, uint32_t cells,
+                   std::span<std::byte> blob) {
   ParsedState s;
   s.format = format;
   s.seq_id = seq_id;
@@ -230,6 +227,42 @@ Result<ParsedState> WriteSeqStateHeaders(const StateFormat& format, int32_t seq_
   s.positions.resize(cells);
   for (uint32_t i = 0; i < cells; ++i) s.positions[i] = static_cast<int32_t>(i);
   return s;
+}
+
+}  // namespace
+
+Result<ParsedState> WriteSeqStateHeaders(const StateFormat& format, int32_t seq_id, uint32_t cells,
+                                         std::span<std::byte> blob) {
+  if (cells == 0 || format.layers.empty()) {
+    return Status::InvalidArgument("WriteSeqStateHeaders: needs cells > 0 and a parsed format");
+  }
+  if (blob.size() != format.BlobBytes(cells)) {
+    return Status::InvalidArgument("WriteSeqStateHeaders: blob of " + std::to_string(blob.size()) +
+                                   " bytes, format needs " +
+                                   std::to_string(format.BlobBytes(cells)));
+  }
+  return LayOut(format, seq_id, cells, blob);
+}
+
+Result<ParsedState> KeepFirstCells(const ParsedState& state, uint32_t cells,
+                                   std::span<std::byte> blob) {
+  const StateFormat& f = state.format;
+  if (f.v_trans || cells == 0 || cells > state.cells || blob.size() < f.BlobBytes(state.cells)) {
+    return Status::InvalidArgument("KeepFirstCells: needs V rows and 0 < " + std::to_string(cells) +
+                                   " <= " + std::to_string(state.cells) + " cells");
+  }
+  // Runs only move towards the front, in blob order, so none lands on one not
+  // yet moved; the headers go into the gaps between them afterwards.
+  const ParsedState to = LayOut(f, state.seq_id, cells, {});
+  for (size_t l = 0; l < f.layers.size(); ++l) {
+    std::memmove(blob.data() + to.k_offset[l], blob.data() + state.k_offset[l],
+                 size_t{cells} * f.layers[l].k_row);
+  }
+  for (size_t l = 0; l < f.layers.size(); ++l) {
+    std::memmove(blob.data() + to.v_offset[l], blob.data() + state.v_offset[l],
+                 size_t{cells} * f.layers[l].v_row);
+  }
+  return WriteSeqStateHeaders(f, state.seq_id, cells, blob.first(f.BlobBytes(cells)));
 }
 
 size_t SegmentBytes(const LayerFormat& layer, uint32_t chunk_tokens) {

@@ -86,6 +86,15 @@ Result<ParsedState> ParseSeqState(std::span<const std::byte> blob, uint32_t n_la
 Result<ParsedState> WriteSeqStateHeaders(const StateFormat& format, int32_t seq_id, uint32_t cells,
                                          std::span<std::byte> blob);
 
+// Shrinks a blob with V rows (not transposed) laid out as `state` says to its
+// first `cells` cells, in place: moves their K and V rows to where a blob of
+// `cells` cells keeps them, writes that blob's headers and returns its layout.
+// The first format.BlobBytes(cells) bytes of `blob` are then that blob.
+// REQUIRES: !state.format.v_trans, 0 < cells <= state.cells,
+// blob.size() >= state.format.BlobBytes(state.cells).
+Result<ParsedState> KeepFirstCells(const ParsedState& state, uint32_t cells,
+                                   std::span<std::byte> blob);
+
 // Segment payload of one (chunk, layer): chunk_tokens x CellBytes of the layer.
 size_t SegmentBytes(const LayerFormat& layer, uint32_t chunk_tokens);
 

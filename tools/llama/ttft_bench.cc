@@ -61,9 +61,9 @@ Result<System> OpenSystem(const TtftBenchOptions& o, const std::string& name,
 }
 
 WarmSample SampleOf(const llama::PrefillResult& r) {
-  return {r.ttft_seconds,    r.load_seconds(),   r.retrieve_seconds, r.assemble_seconds,
-          r.restore_seconds, r.decode_seconds,   r.restored_tokens,  r.computed_tokens,
-          r.sources,         r.fallback};
+  return {r.ttft_seconds,    r.load_seconds(),  r.retrieve_seconds, r.assemble_seconds,
+          r.assembled_bytes, r.restore_seconds, r.decode_seconds,   r.restored_tokens,
+          r.computed_tokens, r.sources,         r.fallback};
 }
 
 // Stores the document (the sequence holds `prompt`) into every system.

@@ -30,6 +30,7 @@ nlohmann::json SampleJson(const WarmSample& s) {
           {"load_s", s.load},
           {"retrieve_s", s.retrieve},
           {"assemble_s", s.assemble},
+          {"assembled_bytes", s.assembled_bytes},
           {"set_state_s", s.restore},
           {"decode_s", s.decode},
           {"restored_tokens", s.restored_tokens},

@@ -12,12 +12,13 @@ namespace kvpool::cli {
 
 // One warm query: the document restored from a system, the question decoded.
 struct WarmSample {
-  double ttft = 0;      // Prefill call to last logits ready
-  double load = 0;      // retrieve + assemble + llama_state_seq_set_data
-  double retrieve = 0;  // pool reads (per-layer assembly overlaps them)
-  double assemble = 0;  // assembly left after the last layer landed
-  double restore = 0;   // llama_state_seq_set_data
-  double decode = 0;    // the question's tokens
+  double ttft = 0;             // Prefill call to last logits ready
+  double load = 0;             // retrieve + assemble + llama_state_seq_set_data
+  double retrieve = 0;         // pool reads, into the blob (or staging, overlapped by assembly)
+  double assemble = 0;         // assembly left after the last layer landed
+  size_t assembled_bytes = 0;  // copied between the pool's buffer and the blob
+  double restore = 0;          // llama_state_seq_set_data
+  double decode = 0;           // the question's tokens
   size_t restored_tokens = 0;
   size_t computed_tokens = 0;
   std::vector<llama::SourceDevice> sources;
