@@ -7,6 +7,8 @@
 #if KVPOOL_HAVE_LLAMA
 
 #include <cstring>
+#include <optional>
+#include <span>
 
 #include "kv_layout.h"
 #include "llama_io.h"
@@ -42,6 +44,27 @@ bool SameBytes(const Bytes& a, const Bytes& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// Snapshots of sequence 0 after decoding the first `prefix_chunks` chunks of
+// `tokens`, and after decoding the rest; nullopt (with a failure) if either fails.
+struct PrefixAndFull {
+  Snapshot prefix;
+  Snapshot full;
+};
+std::optional<PrefixAndFull> DecodeInTwoSteps(llama_context* ctx, std::span<const int32_t> tokens,
+                                              uint32_t prefix_chunks) {
+  const uint32_t cut = prefix_chunks * kChunk;
+  if (!llama::DecodeTokens(ctx, tokens.first(cut), 0, 0).ok()) return std::nullopt;
+  auto prefix = llama::TakeSnapshot(ctx, 0);
+  EXPECT_TRUE(prefix.ok()) << prefix.status().ToString();
+  if (!prefix.ok() || !llama::DecodeTokens(ctx, tokens.subspan(cut), cut, 0).ok()) {
+    return std::nullopt;
+  }
+  auto full = llama::TakeSnapshot(ctx, 0);
+  EXPECT_TRUE(full.ok()) << full.status().ToString();
+  if (!full.ok()) return std::nullopt;
+  return PrefixAndFull{std::move(prefix).value(), std::move(full).value()};
+}
+
 class StateFormatTest : public ::testing::TestWithParam<bool> {};  // flash attention
 
 TEST_P(StateFormatTest, ParsedSizesAddUpAndSplitReassemblesIdentically) {
@@ -71,14 +94,10 @@ TEST_P(StateFormatTest, PrefixOfALongerSequenceReassemblesToThePrefixState) {
   KVPOOL_REQUIRE_TEST_MODEL(model, TestModelPath());
   ContextPtr ctx = NewContext(model.get(), {.flash_attn = GetParam()});
   ASSERT_TRUE(ctx);
-  std::vector<int32_t> tokens = TestTokens(2 * kChunk + 7, 2);
-  ASSERT_TRUE(llama::DecodeTokens(ctx.get(), std::span(tokens).first(2 * kChunk), 0, 0).ok());
-  auto prefix = llama::TakeSnapshot(ctx.get(), 0);
-  ASSERT_TRUE(prefix.ok()) << prefix.status().ToString();
-  ASSERT_TRUE(
-      llama::DecodeTokens(ctx.get(), std::span(tokens).subspan(2 * kChunk), 2 * kChunk, 0).ok());
-  auto full = llama::TakeSnapshot(ctx.get(), 0);
-  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  auto snaps = DecodeInTwoSteps(ctx.get(), TestTokens(2 * kChunk + 7, 2), 2);
+  ASSERT_TRUE(snaps);
+  const Snapshot* prefix = &snaps->prefix;
+  Snapshot* full = &snaps->full;
   EXPECT_EQ(full->state.cells, 2 * kChunk + 7);
 
   Bytes rebuilt = Reassemble(*full, 2);
@@ -98,14 +117,10 @@ TEST(StateFormat, SplitSegmentsAreRunsOfTheBlob) {
   KVPOOL_REQUIRE_TEST_MODEL(model, TestModelPath());
   ContextPtr ctx = NewContext(model.get(), {.flash_attn = true});
   ASSERT_TRUE(ctx);
-  std::vector<int32_t> tokens = TestTokens(3 * kChunk + 5, 6);
-  ASSERT_TRUE(llama::DecodeTokens(ctx.get(), std::span(tokens).first(2 * kChunk), 0, 0).ok());
-  auto prefix = llama::TakeSnapshot(ctx.get(), 0);
-  ASSERT_TRUE(prefix.ok()) << prefix.status().ToString();
-  ASSERT_TRUE(
-      llama::DecodeTokens(ctx.get(), std::span(tokens).subspan(2 * kChunk), 2 * kChunk, 0).ok());
-  auto full = llama::TakeSnapshot(ctx.get(), 0);
-  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  auto snaps = DecodeInTwoSteps(ctx.get(), TestTokens(3 * kChunk + 5, 6), 2);
+  ASSERT_TRUE(snaps);
+  const Snapshot* prefix = &snaps->prefix;
+  Snapshot* full = &snaps->full;
   const llama::StateFormat& f = full->state.format;
   ASSERT_EQ(llama::LayoutForFormat(f), llama::SegmentLayout::kSplit);
 
