@@ -15,6 +15,7 @@
 #include "core/device_runner.h"
 #include "core/io_waiter.h"
 #include "fio.h"
+#include "uring_ceiling.h"
 #include "util/aligned_buffer.h"
 #include "util/clock.h"
 
@@ -122,6 +123,7 @@ struct SizeResult {
   std::vector<uint32_t> depths;
   std::vector<Measure> extent, files, spdk;  // spdk: empty without --spdk-transport
   std::vector<FioResult> fio;
+  std::vector<double> uring;  // GiB/s of RunUringCeiling, median; 0 when it could not run
   std::string spdk_describe;  // the SPDK device's Describe() after its last run
 };
 
@@ -159,7 +161,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
   spdk.transport = o.spdk_transport;
   spdk.capacity_bytes = uint64_t{ds.count} * ds.payload;
 
-  SizeResult r{kib, o.depths, {}, {}, {}, {}, {}};
+  SizeResult r{kib, o.depths, {}, {}, {}, {}, {}, {}};
   auto fr = OpenRunner(files, ds.payload);
   if (!fr.ok()) return fr.status();
   {
@@ -182,6 +184,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
     spdk.queue_depth = qd;
     std::vector<Measure> e, f, sp;
     std::vector<FioResult> fio;
+    std::vector<double> uring;
     for (int rep = 0; rep < o.repeats; ++rep) {
       auto er = OpenRunner(ext, ds.payload);
       if (!er.ok()) return er.status();
@@ -207,11 +210,15 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
       auto fr_run = RunFio(job);
       if (!fr_run.ok()) return fr_run.status();
       fio.push_back(*fr_run);
+      Result<double> u = RunUringCeiling({ext.path, 0, uint64_t(st.st_size),
+                                          uint64_t{ds.count} * ds.payload, ds.payload, qd});
+      uring.push_back(u.ok() ? *u : 0);
     }
     r.extent.push_back(MedianMeasure(e));
     r.files.push_back(MedianMeasure(f));
     if (!sp.empty()) r.spdk.push_back(MedianMeasure(sp));
     r.fio.push_back(MedianFio(fio));
+    r.uring.push_back(Median(uring));
   }
   if (!o.keep) {
     fr->reset();
@@ -222,16 +229,18 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
 
 void Print(const std::vector<SizeResult>& results, double gib) {
   Table t({"segment", "QD", "in flight", "extent GiB/s", "files GiB/s", "fio GiB/s", "extent/fio",
-           "extent/files", "sys s/GiB extent", "sys s/GiB files", "files/extent sys"});
+           "uring GiB/s", "extent/uring", "extent/files", "sys s/GiB extent", "sys s/GiB files",
+           "files/extent sys"});
   for (const auto& r : results) {
     for (size_t i = 0; i < r.depths.size(); ++i) {
       const Measure& e = r.extent[i];
       const Measure& f = r.files[i];
       double fio_gib = double(r.fio[i].gibps);
+      double uring_gib = r.uring[i];
       t.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(e.in_flight, 1),
-             Fixed(e.gibps, 2),
-             Fixed(f.gibps, 2), Fixed(fio_gib, 2), Fixed(e.gibps / fio_gib, 2),
-             Fixed(e.gibps / f.gibps, 1), CpuCell(e.sys_per_gib, gib), CpuCell(f.sys_per_gib, gib),
+             Fixed(e.gibps, 2), Fixed(f.gibps, 2), Fixed(fio_gib, 2), Fixed(e.gibps / fio_gib, 2),
+             uring_gib > 0 ? Fixed(uring_gib, 2) : "-",
+             uring_gib > 0 ? Fixed(e.gibps / uring_gib, 2) : "-", Fixed(e.gibps / f.gibps, 1), CpuCell(e.sys_per_gib, gib), CpuCell(f.sys_per_gib, gib),
              (e.sys_per_gib < 0.004 / gib ? ">" : "") +
                  Fixed(f.sys_per_gib / std::max(e.sys_per_gib, 0.004 / gib), 1)});
     }
@@ -272,7 +281,8 @@ json ToJson(const std::vector<SizeResult>& results) {
                       {"extent", m(r.extent[i])}, {"files", m(r.files[i])},
                       {"fio", {{"gibps", f.gibps}, {"user_s_per_gib", gib ? f.user_seconds / gib : 0},
                                {"sys_s_per_gib", gib ? f.system_seconds / gib : 0},
-                               {"memory", f.memory}, {"command", f.command}}}});
+                               {"memory", f.memory}, {"command", f.command}}},
+                      {"uring_same_destination", {{"gibps", r.uring[i]}}}});
       if (!r.spdk.empty()) {
         rows.back()["spdk"] = m(r.spdk[i]);
         rows.back()["spdk"]["describe"] = r.spdk_describe;
@@ -299,7 +309,9 @@ int RunDeviceBench(const DeviceBenchOptions& o) {
   }
   std::printf("cold reads: %s; medians of %d alternating runs; CPU = system seconds of the "
               "whole process per GiB (fio: its own); in flight = the extent device's mean "
-              "transfers in flight over the run (fio keeps QD)\n",
+              "transfers in flight over the run (fio keeps QD); uring = plain io_uring O_DIRECT "
+              "reads of the same file, each landing in its own place of a destination as large "
+              "as the extent's (fio reuses QD buffers)\n",
               cold.c_str(), o.repeats);
   Print(results, double(o.mib) / 1024);
   if (!o.keep) std::filesystem::remove(o.dir + "/bench.extent", ec);
