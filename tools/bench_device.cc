@@ -210,8 +210,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
       auto fr_run = RunFio(job);
       if (!fr_run.ok()) return fr_run.status();
       fio.push_back(*fr_run);
-      Result<double> u = RunUringCeiling({ext.path, 0, uint64_t(st.st_size),
-                                          uint64_t{ds.count} * ds.payload, ds.payload, qd});
+      Result<double> u = RunUringCeiling(job);  // the same job, into a reader's memory
       uring.push_back(u.ok() ? *u : 0);
     }
     r.extent.push_back(MedianMeasure(e));

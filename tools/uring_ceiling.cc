@@ -48,7 +48,7 @@ class Ring {
 };
 
 // The file blocks to read, in random order: io_bytes / block of them.
-std::vector<uint64_t> BlockOffsets(const UringCeilingJob& j) {
+std::vector<uint64_t> BlockOffsets(const FioJob& j) {
   std::vector<uint64_t> blocks(j.size / j.block_bytes);
   std::iota(blocks.begin(), blocks.end(), uint64_t{0});
   std::shuffle(blocks.begin(), blocks.end(), std::mt19937_64(42));
@@ -59,8 +59,8 @@ std::vector<uint64_t> BlockOffsets(const UringCeilingJob& j) {
 
 }  // namespace
 
-Result<double> RunUringCeiling(const UringCeilingJob& j) {
-  if (j.block_bytes == 0 || j.block_bytes % 4096 != 0 || j.queue_depth == 0 ||
+Result<double> RunUringCeiling(const FioJob& j) {
+  if (!j.random || j.block_bytes == 0 || j.block_bytes % 4096 != 0 || j.queue_depth == 0 ||
       j.io_bytes < j.block_bytes || j.io_bytes > j.size) {
     return Status::InvalidArgument("uring ceiling: block_bytes " + std::to_string(j.block_bytes) +
                                    ", io_bytes " + std::to_string(j.io_bytes) + " of a " +
@@ -108,7 +108,7 @@ Result<double> RunUringCeiling(const UringCeilingJob& j) {
 
 #else
 
-Result<double> RunUringCeiling(const UringCeilingJob&) {
+Result<double> RunUringCeiling(const FioJob&) {
   return Status::Unsupported("uring ceiling: built without liburing");
 }
 
