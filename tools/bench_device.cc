@@ -239,7 +239,8 @@ void Print(const std::vector<SizeResult>& results, double gib) {
       t.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(e.in_flight, 1),
              Fixed(e.gibps, 2), Fixed(f.gibps, 2), Fixed(fio_gib, 2), Fixed(e.gibps / fio_gib, 2),
              uring_gib > 0 ? Fixed(uring_gib, 2) : "-",
-             uring_gib > 0 ? Fixed(e.gibps / uring_gib, 2) : "-", Fixed(e.gibps / f.gibps, 1), CpuCell(e.sys_per_gib, gib), CpuCell(f.sys_per_gib, gib),
+             uring_gib > 0 ? Fixed(e.gibps / uring_gib, 2) : "-", Fixed(e.gibps / f.gibps, 1),
+             CpuCell(e.sys_per_gib, gib), CpuCell(f.sys_per_gib, gib),
              (e.sys_per_gib < 0.004 / gib ? ">" : "") +
                  Fixed(f.sys_per_gib / std::max(e.sys_per_gib, 0.004 / gib), 1)});
     }

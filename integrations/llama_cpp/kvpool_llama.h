@@ -17,9 +17,10 @@
 // cut into chunks and each chunk's K and V rows of each layer are pool
 // segments (kv_layout.h), so that the pool places them over its devices by
 // bandwidth and reads them back in parallel, straight into a blob for
-// llama.cpp (with transposed V, through a staging buffer). Chunk keys live in a namespace made from
-// the model file's fingerprint, the KV cache's types and layout and the
-// tenant salt: another model or KV type is a miss, never wrong KV.
+// llama.cpp (with transposed V, through a staging buffer). Chunk keys live
+// in a namespace made from the model file's fingerprint, the KV cache's
+// types and layout and the tenant salt: another model or KV type is a miss,
+// never wrong KV.
 //
 // Failures never fail a Prefill that llama.cpp itself can do: a pool that is
 // full, a device that fails or a blob llama.cpp rejects means the tokens are
@@ -61,8 +62,9 @@ struct ConnectorOptions {
   // would exceed it is not stored (offload_skipped). Default: 0 = unbounded.
   size_t max_pending_offload_bytes = 0;
   // Allocate and touch, at Create, the restore buffers for this many tokens
-  // (their KV bytes; twice that with transposed V), so that the first restore does not pay for
-  // page faults on fresh memory. Default: 0 = grow on demand (then kept).
+  // (their KV bytes; twice that with transposed V), so that the first
+  // restore does not pay for page faults on fresh memory. Default: 0 = grow
+  // on demand (then kept).
   size_t reserve_tokens = 0;
 };
 

@@ -91,9 +91,7 @@ ConstKvBuffer Offloader::Segments(const Job& job, Bytes& staging) const {
 }
 
 void Offloader::ReleaseBlob(Job& job) {
-  if (recycler_ != nullptr && job.snapshot.blob.data() != nullptr) {
-    recycler_->Give(std::move(job.snapshot.blob));
-  }
+  if (recycler_ != nullptr) recycler_->Give(std::move(job.snapshot.blob));
   job.snapshot = Snapshot{};
 }
 
@@ -104,7 +102,7 @@ void Offloader::Store(Job& job) {
   if (!split_) ReleaseBlob(job);  // staging holds the segments now
   Result<OffloadHandle> h = pool_.Offload(job.keys, source);
   Result<size_t> stored = h.ok() ? h->Wait() : Result<size_t>(h.status());
-  ReleaseBlob(job);
+  if (split_) ReleaseBlob(job);  // the pool wrote from it until now
   stats_.Update([&](ConnectorStats& s) {
     if (stored.ok()) {
       s.offloaded_chunks += *stored;

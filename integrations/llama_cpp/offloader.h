@@ -68,7 +68,7 @@ class Offloader {
   void Store(Job& job);
   // The job's segments: in its snapshot (split), or copied into `staging`.
   ConstKvBuffer Segments(const Job& job, Bytes& staging) const;
-  // Hands the snapshot's blob back to the recycler.
+  // Hands the snapshot's blob back to the recycler; once per job.
   void ReleaseBlob(Job& job);
 
   Pool& pool_;

@@ -138,12 +138,12 @@ size_t Restorer::Restore(std::span<const ChunkKey> keys, PrefillResult& r, std::
     return 0;
   }
   std::vector<bool> copied(shape_.layers, false);
-  while (!split_) {  // copy each complete layer while others load
-    std::optional<std::pair<uint32_t, size_t>> next = ready->Pop(*h);
-    if (!next) break;
-    if (next->second < n || next->first >= shape_.layers) continue;
-    r.assembled_bytes += CopyLayer(*layout, destination, n, next->first);
-    copied[next->first] = true;
+  if (!split_) {
+    while (auto next = ready->Pop(*h)) {  // copy each complete layer while others load
+      if (next->second < n || next->first >= shape_.layers) continue;
+      r.assembled_bytes += CopyLayer(*layout, destination, n, next->first);
+      copied[next->first] = true;
+    }
   }
   Result<size_t> got = h->Wait();
   r.retrieve_seconds = Since(t0);
