@@ -4,7 +4,8 @@
 // is counted. Either way the bytes, the on-device format and the header
 // checks are the same. Also: the queue depth a device reaches is measured
 // (DeviceRunner::in_flight_seconds), so that queue_depth can be seen to mean
-// transfers in flight.
+// transfers in flight. The "spdk" variants run on the SPDK device (NVMe
+// scatter lists) where tests/hw/spdk_nvmf_test.sh provides a namespace.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -25,15 +26,25 @@ constexpr ChunkKey kPoolId{0x7a, 0xc0};
 
 class ZeroCopyTest : public ::testing::TestWithParam<std::string> {
  protected:
+  void SetUp() override {
+    KVP_SKIP_WITHOUT_URING(GetParam());
+    if (GetParam() == "spdk") KVP_SKIP_WITHOUT_SPDK();
+  }
+
   // A runner over a fresh extent of `slots` slots for payloads of `payload`.
+  // Engine "spdk": the first test namespace, taken over (reformat) each time.
   std::unique_ptr<DeviceRunner> Open(uint32_t payload, uint32_t slots, uint32_t queue_depth = 16,
                                      bool zero_copy = true) {
-    DeviceOptions d = ExtentOptions("zc", dir_.path() + "/zc" + std::to_string(opened_++) + ".extent",
-                                    uint64_t{slots} * (payload + 2 * format::kBlockBytes) + (1 << 20),
-                                    GetParam());
+    const uint64_t capacity = uint64_t{slots} * (payload + 2 * format::kBlockBytes) + (1 << 20);
+    DeviceOptions d =
+        GetParam() == "spdk"
+            ? SpdkOptions("zc", SpdkTransports().at(0), capacity)
+            : ExtentOptions("zc", dir_.path() + "/zc" + std::to_string(opened_++) + ".extent",
+                            capacity, GetParam());
+    d.reformat = GetParam() == "spdk";
     d.queue_depth = queue_depth;
     d.zero_copy = zero_copy;
-    auto dev = OpenExtentDevice(d, payload, kPoolId);
+    auto dev = OpenDevice(d, payload, kPoolId);
     EXPECT_TRUE(dev.ok()) << dev.status().ToString();
     if (!dev.ok()) return nullptr;
     auto r = DeviceRunner::Start(std::move(dev).value(), 0);
@@ -100,31 +111,26 @@ class ZeroCopyTest : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(ZeroCopyTest, AlignedMemoryMovesDirectlyWholeBlocksOrNot) {
-  KVP_SKIP_WITHOUT_URING(GetParam());
   EXPECT_EQ(RoundTrip(64 * 1024, 24, 0, 0), 0u);
   EXPECT_EQ(RoundTrip(3 * 4096 + 100, 24, 0, 0), 0u);  // the partial block via the arena
   EXPECT_EQ(RoundTrip(4096, 8, 0, 0), 0u);
 }
 
 TEST_P(ZeroCopyTest, UnalignedOrSubBlockMemoryBouncesAndIsCounted) {
-  KVP_SKIP_WITHOUT_URING(GetParam());
   EXPECT_EQ(RoundTrip(64 * 1024, 10, 16, 16), 20u);  // 10 writes + 10 reads
   EXPECT_EQ(RoundTrip(100, 6, 0, 0), 12u);           // no whole block to move directly
 }
 
 TEST_P(ZeroCopyTest, ZeroCopyOffBouncesEverything) {
-  KVP_SKIP_WITHOUT_URING(GetParam());
   EXPECT_EQ(RoundTrip(64 * 1024, 10, 0, 0, /*zero_copy=*/false), 20u);
 }
 
 TEST_P(ZeroCopyTest, DirectAndBouncedTransfersShareOneFormat) {
-  KVP_SKIP_WITHOUT_URING(GetParam());
   EXPECT_EQ(RoundTrip(5 * 4096 + 7, 12, 0, 512), 12u);  // written direct, read bounced
   EXPECT_EQ(RoundTrip(5 * 4096 + 7, 12, 8, 0), 12u);    // written bounced, read direct
 }
 
 TEST_P(ZeroCopyTest, ADirectReadOfAnotherSegmentIsCorruption) {
-  KVP_SKIP_WITHOUT_URING(GetParam());
   auto runner = Open(8192, 2);
   ASSERT_TRUE(runner);
   AlignedBuffer src(2 * 8192), dst(8192);
@@ -143,7 +149,6 @@ TEST_P(ZeroCopyTest, ADirectReadOfAnotherSegmentIsCorruption) {
 // buffer (SegmentIo::delivered_checksum); the runner still refuses a payload
 // whose checksum is not the expected one. A direct read is hashed after.
 TEST_P(ZeroCopyTest, ABouncedReadIsVerifiedFromItsCopy) {
-  KVP_SKIP_WITHOUT_URING(GetParam());
   constexpr uint32_t kPayload = 64 * 1024;
   auto runner = Open(kPayload, 2);
   ASSERT_TRUE(runner);
@@ -172,7 +177,6 @@ TEST_P(ZeroCopyTest, ABouncedReadIsVerifiedFromItsCopy) {
 }
 
 TEST_P(ZeroCopyTest, QueueDepthIsTransfersInFlight) {
-  KVP_SKIP_WITHOUT_URING(GetParam());
   constexpr uint32_t kPayload = 64 * 1024, kCount = 256, kDepth = 8;
   auto runner = Open(kPayload, kCount, kDepth);
   ASSERT_TRUE(runner);
@@ -186,15 +190,15 @@ TEST_P(ZeroCopyTest, QueueDepthIsTransfersInFlight) {
   const double mean = (runner->in_flight_seconds() - in_flight0) / (runner->busy_seconds() - busy0);
   // Measured over the runner's busy time, which also holds the checksum work.
   EXPECT_LE(mean, kDepth + 0.01);
-  if (GetParam() == "psync") {
+  if (GetParam() == "psync") {  // one pread at a time
     EXPECT_GT(mean, 0.3);
     EXPECT_LE(mean, 1.01);
   } else {
-    EXPECT_GT(mean, 1.5) << "io_uring keeps several of " << kDepth << " transfers in flight";
+    EXPECT_GT(mean, 1.5) << GetParam() << " keeps several of " << kDepth << " transfers in flight";
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ZeroCopyTest, ::testing::Values("uring", "psync"),
+INSTANTIATE_TEST_SUITE_P(Engines, ZeroCopyTest, ::testing::Values("uring", "psync", "spdk"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace

@@ -65,13 +65,15 @@ struct DeviceOptions {
   std::string engine = "uring";
   // kExtent: use an SQPOLL kernel thread. Costs a core. Default: false.
   bool sqpoll = false;
-  // kExtent: move payloads straight between the device and 4096-aligned
+  // kExtent, kSpdk: move payloads straight between the device and 4096-aligned
   // caller memory (vectored O_DIRECT), the header through a side buffer;
   // false copies every payload through the queue's bounce buffers. Caller
   // memory in 4 KiB pages makes one segment many DMA segments: on a queue
   // whose max_segments is below a segment's page count (virtio-blk: 254)
   // each transfer is split and bounce buffers can be faster. Huge-page
-  // backed memory does not have that cost. Default: true.
+  // backed memory does not have that cost. kSpdk: the same, as NVMe scatter
+  // lists; over PCIe and RDMA only for memory registered with SPDK, over
+  // NVMe/TCP for any aligned memory (docs/spdk.md). Default: true.
   bool zero_copy = true;
   // kExtent: erase a superblock that belongs to another pool or geometry
   // instead of failing. Default: false (data is never touched silently).

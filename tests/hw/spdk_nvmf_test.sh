@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Hardware test (ctest label "hw"): the SPDK device end to end over NVMe/TCP
 # on 127.0.0.1. Starts SPDK's nvmf_tgt with two Malloc namespaces (two
-# subsystems) on a free port, runs the extent device conformance tests and
-# the crash test on the SPDK device, then the fault tests (a paused target,
-# a killed target), and stops the target. Needs no NVMe drive, no VFIO and no
-# hugepages (it falls back to --no-huge), only an SPDK install.
+# subsystems) on a free port, runs the extent device conformance tests, the
+# zero-copy tests and the crash test on the SPDK device, then the fault
+# tests (a paused target, a killed target), and stops the target. Needs no
+# NVMe drive, no VFIO and no hugepages (it falls back to --no-huge), only an
+# SPDK install.
 #
 # Usage: spdk_nvmf_test.sh <dir with the test binaries> <KVPOOL_HAVE_SPDK: ON|OFF>
 # SPDK is looked up in $KVPOOL_SPDK_DIR, then /opt/spdk, /usr/local
@@ -27,7 +28,7 @@ for d in "${KVPOOL_SPDK_DIR:-}" /opt/spdk /usr/local; do
 done
 [[ -n "$spdk_dir" ]] || skip "SPDK's nvmf_tgt not found (set KVPOOL_SPDK_DIR to SPDK's install" \
                               "prefix; checked \$KVPOOL_SPDK_DIR, /opt/spdk, /usr/local)"
-for t in extent_device_test crash_test spdk_device_test; do
+for t in extent_device_test extent_zero_copy_test crash_test spdk_device_test; do
   [[ -x "$bin_dir/$t" ]] || { echo "FAILED: $bin_dir/$t is missing"; exit 1; }
 done
 command -v python3 > /dev/null || skip "python3 is needed to pick a free port"
@@ -99,6 +100,7 @@ run() {  # name, then the command; fails on a failed or skipped test
   fi
 }
 run conformance "$bin_dir/extent_device_test" --gtest_filter='Engines/ExtentPoolTest.*/spdk:SpdkOpenTest.*'
+run zero_copy "$bin_dir/extent_zero_copy_test" --gtest_filter='Engines/ZeroCopyTest.*/spdk'
 run crash "$bin_dir/crash_test" --gtest_filter='Crash.Spdk*'
 # Last: the fault tests pause the target and then kill it.
 export KVPOOL_TEST_SPDK_TARGET_PID=$tgt_pid KVPOOL_SPDK_TIMEOUT_MS=1000

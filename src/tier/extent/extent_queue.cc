@@ -132,6 +132,7 @@ Status ExtentQueue::Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t*
   io->length = static_cast<uint32_t>(format::Layout::SlotIoBytes(op.length));
   io->buffer = buffer;
   io->direct_bytes = ctx_->zero_copy && raw_->supports_direct() ? DirectBytes(op) : 0;
+  if (io->direct_bytes > 0 && !raw_->DirectOk(op.buffer, io->direct_bytes)) io->direct_bytes = 0;
   io->direct = io->direct_bytes > 0 ? op.buffer : nullptr;
   op.bounced = io->direct_bytes == 0;
   if (op.kind == IoKind::kRead) return Status::OK();

@@ -107,6 +107,9 @@ class RawQueue {
   virtual bool registered_buffers() const = 0;
   // True when the engine carries out direct transfers (RawIo::direct).
   virtual bool supports_direct() const { return false; }
+  // True when a direct transfer may use `bytes` of caller memory at
+  // `memory` (already 4096-aligned); only asked when supports_direct().
+  virtual bool DirectOk(const std::byte* /*memory*/, size_t /*bytes*/) const { return true; }
 
   BufferArena& arena() { return arena_; }
   uint32_t depth() const { return arena_.count(); }

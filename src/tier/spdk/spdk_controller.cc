@@ -67,6 +67,7 @@ Status SpdkController::Init(const std::string& transport, const std::string& wha
         "adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:nqn.2016-06.io.spdk:cnode1')");
   }
   pcie_ = trid.trtype == SPDK_NVME_TRANSPORT_PCIE;
+  tcp_ = trid.trtype == SPDK_NVME_TRANSPORT_TCP;
   if (!pcie_ && trid.subnqn[0] == '\0') {
     return Status::InvalidArgument(what + ": transport '" + transport +
                                    "' names no subnqn (the NVMe-oF subsystem to attach)");

@@ -62,6 +62,7 @@ class SpdkController {
   uint32_t sector_bytes() const { return sector_bytes_; }
   uint32_t max_transfer_bytes() const { return max_transfer_bytes_; }
   bool pcie() const { return pcie_; }
+  bool tcp() const { return tcp_; }
   const SpdkEnvInfo& env() const { return env_; }
   static uint64_t TimeoutNs();
 
@@ -99,6 +100,7 @@ class SpdkController {
   uint32_t sector_bytes_ = 0;
   uint32_t max_transfer_bytes_ = 0;
   bool pcie_ = false;
+  bool tcp_ = false;
   bool write_cache_ = false;
 
   std::mutex meta_mu_;

@@ -90,6 +90,12 @@ class SpdkQueue final : public RawQueue {
 
   std::string_view engine() const override { return "spdk"; }
   bool registered_buffers() const override { return true; }  // DMA-able, driver-mapped
+  bool supports_direct() const override { return true; }
+  // NVMe/TCP moves payloads through sockets, from any memory; PCIe and
+  // RDMA need memory SPDK can translate (registered with it).
+  bool DirectOk(const std::byte* memory, size_t bytes) const override {
+    return ctrl_->tcp() || Translatable(memory, bytes);
+  }
 
  private:
   struct Pending {
@@ -98,7 +104,45 @@ class SpdkQueue final : public RawQueue {
     uint32_t buffer;
     uint64_t start_ns;
     bool busy;
+    // A direct transfer's scatter list (io->iov) and the driver's cursor in it.
+    int iovcnt = 0;
+    int sge = 0;
+    uint32_t sge_offset = 0;
   };
+
+  // Every 2 MiB page of [memory, memory + bytes) has an address for the device.
+  static bool Translatable(const std::byte* memory, size_t bytes) {
+    constexpr uintptr_t kPage = uintptr_t{2} << 20;
+    const uintptr_t end = reinterpret_cast<uintptr_t>(memory) + bytes;
+    for (uintptr_t a = reinterpret_cast<uintptr_t>(memory); a < end; a = (a | (kPage - 1)) + 1) {
+      uint64_t size = end - a;
+      if (spdk_vtophys(reinterpret_cast<const void*>(a), &size) == SPDK_VTOPHYS_ERROR) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The driver's scatter-list callbacks (spdk_nvme_ns_cmd_readv/writev):
+  // position the cursor `offset` bytes into the transfer, then hand out
+  // the rest of the list one entry at a time.
+  static void ResetSgl(void* arg, uint32_t offset) {
+    auto* p = static_cast<Pending*>(arg);
+    p->sge = 0;
+    while (p->sge < p->iovcnt && offset >= p->io->iov[p->sge].iov_len) {
+      offset -= static_cast<uint32_t>(p->io->iov[p->sge++].iov_len);
+    }
+    p->sge_offset = offset;
+  }
+  static int NextSge(void* arg, void** address, uint32_t* length) {
+    auto* p = static_cast<Pending*>(arg);
+    if (p->sge >= p->iovcnt) return -1;
+    const iovec& v = p->io->iov[p->sge++];
+    *address = static_cast<std::byte*>(v.iov_base) + p->sge_offset;
+    *length = static_cast<uint32_t>(v.iov_len) - p->sge_offset;
+    p->sge_offset = 0;
+    return 0;
+  }
 
   // Adds the wall and thread CPU time of one Run/RunStream, and its polls,
   // to the controller's stats.
@@ -136,7 +180,7 @@ class SpdkQueue final : public RawQueue {
   void Finish(Pending& p, int64_t result) {
     p.busy = false;
     p.io->result = result;
-    --in_flight_;
+    NoteInFlight(static_cast<uint32_t>(in_flight_--));
     done_.push_back(p.buffer);
   }
 
@@ -151,24 +195,39 @@ class SpdkQueue final : public RawQueue {
     p.io = &io;
     p.start_ns = NowNs();
     p.busy = true;
-    ++in_flight_;
+    NoteInFlight(static_cast<uint32_t>(in_flight_++));
     io.result = kNoResult;
-    const uint32_t sector = ctrl_->sector_bytes();
-    void* buf = arena_.buffer(b);
+    p.iovcnt = io.direct != nullptr ? DirectIovecs(&io, arena_.buffer(b)) : 0;
     while (p.busy) {
-      int rc = io.kind == IoKind::kRead
-                   ? spdk_nvme_ns_cmd_read(ctrl_->ns(), qpair_, buf, io.offset / sector,
-                                           io.length / sector, OnDone, &p, 0)
-                   : spdk_nvme_ns_cmd_write(ctrl_->ns(), qpair_, buf, io.offset / sector,
-                                            io.length / sector, OnDone, &p, 0);
+      const int rc = SubmitCommand(p);
       if (rc == 0) return;
       if (rc == -ENOMEM && in_flight_ > 1) {  // out of request objects: reap, retry
         Poll();
         continue;
       }
+      if (!p.busy) return;  // -EFAULT: the driver has already completed it as failed
       Finish(p, rc < 0 ? rc : -EIO);
       if (rc == -ENXIO) Break(-EIO, "its I/O qpair disconnected");
     }
+  }
+
+  // One NVMe read or write of p.io: from the arena buffer, or for a direct
+  // transfer from its scatter list (header block, caller memory, tail).
+  int SubmitCommand(Pending& p) {
+    const RawIo& io = *p.io;
+    const uint32_t sector = ctrl_->sector_bytes();
+    const uint64_t lba = io.offset / sector;
+    const uint32_t count = io.length / sector;
+    const bool read = io.kind == IoKind::kRead;
+    if (p.iovcnt > 0) {
+      return read ? spdk_nvme_ns_cmd_readv(ctrl_->ns(), qpair_, lba, count, OnDone, &p, 0,
+                                           ResetSgl, NextSge)
+                  : spdk_nvme_ns_cmd_writev(ctrl_->ns(), qpair_, lba, count, OnDone, &p, 0,
+                                            ResetSgl, NextSge);
+    }
+    void* buf = arena_.buffer(p.buffer);
+    return read ? spdk_nvme_ns_cmd_read(ctrl_->ns(), qpair_, buf, lba, count, OnDone, &p, 0)
+                : spdk_nvme_ns_cmd_write(ctrl_->ns(), qpair_, buf, lba, count, OnDone, &p, 0);
   }
 
   void Poll() {

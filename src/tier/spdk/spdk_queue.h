@@ -1,6 +1,11 @@
 // The SPDK engine of the extent device: one NVMe I/O qpair per RawQueue (per
 // worker thread), bounce buffers in DMA-able memory (spdk_dma_zmalloc), and
-// completions polled by the calling thread (spdk_nvme_qpair_process_completions)
+// direct transfers (raw_queue.h) as NVMe scatter lists: the slot header and
+// a payload's partial last block in the bounce buffer, the payload's whole
+// blocks in the caller's memory. Over NVMe/TCP any aligned memory goes
+// direct; over PCIe and RDMA only memory SPDK can translate
+// (spdk_mem_register, spdk_dma_malloc), the rest is bounced. Completions are
+// polled by the calling thread (spdk_nvme_qpair_process_completions)
 // inside Run/RunStream: the worker spins while its transfers are in flight
 // (yielding the CPU every 64 empty polls) and sleeps in the runner between
 // batches, so polling costs CPU only while there is I/O. Its cost is counted
