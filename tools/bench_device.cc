@@ -15,6 +15,7 @@
 #include "core/device_runner.h"
 #include "core/io_waiter.h"
 #include "fio.h"
+#include "spdk_perf.h"
 #include "uring_ceiling.h"
 #include "util/aligned_buffer.h"
 #include "util/clock.h"
@@ -112,10 +113,16 @@ FioResult MedianFio(std::vector<FioResult> runs) {
   return runs[runs.size() / 2];
 }
 
+// `v` with `digits` decimals when spdk_nvme_perf ran, "-" otherwise.
+std::string IfRun(const SpdkPerfResult& perf, double v, int digits) {
+  if (perf.gibps <= 0) return "-";
+  return Fixed(v, digits);
+}
+
 // CPU seconds per GiB; getrusage ticks are coarse, so tiny values print as a bound.
 std::string CpuCell(double v, double gib) {
   double floor = 0.004 / std::max(gib, 1e-9);  // ~one 4 ms tick over the run
-  return v < floor ? "<" + Fixed(floor, 4) : Fixed(v, 4);
+  return v < floor ? std::string("<") + Fixed(floor, 4) : Fixed(v, 4);
 }
 
 struct SizeResult {
@@ -125,7 +132,16 @@ struct SizeResult {
   std::vector<FioResult> fio;
   std::vector<double> uring;  // GiB/s of RunUringCeiling, median; 0 when it could not run
   std::string spdk_describe;  // the SPDK device's Describe() after its last run
+  std::vector<SpdkPerfResult> perf;  // spdk_nvme_perf, median; gibps 0 when not run
+  std::string perf_note;             // why spdk_nvme_perf did not run ("" when it did)
 };
+
+// The run of median throughput.
+SpdkPerfResult MedianPerf(std::vector<SpdkPerfResult> runs) {
+  if (runs.empty()) return {};
+  std::sort(runs.begin(), runs.end(), [](auto& a, auto& b) { return a.gibps < b.gibps; });
+  return runs[runs.size() / 2];
+}
 
 Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::string* cold) {
   Dataset ds;
@@ -145,6 +161,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
   ext.engine = o.engine;
   ext.reformat = true;
   ext.queue_depth = 32;
+  ext.zero_copy = o.zero_copy;
   DeviceOptions files = ext;
   files.name = "files-" + std::to_string(kib) + "k";
   files.kind = DeviceKind::kFilePerChunk;
@@ -161,7 +178,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
   spdk.transport = o.spdk_transport;
   spdk.capacity_bytes = uint64_t{ds.count} * ds.payload;
 
-  SizeResult r{kib, o.depths, {}, {}, {}, {}, {}, {}};
+  SizeResult r{kib, o.depths, {}, {}, {}, {}, {}, {}, {}, {}};
   auto fr = OpenRunner(files, ds.payload);
   if (!fr.ok()) return fr.status();
   {
@@ -185,6 +202,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
     std::vector<Measure> e, f, sp;
     std::vector<FioResult> fio;
     std::vector<double> uring;
+    std::vector<SpdkPerfResult> perf;
     for (int rep = 0; rep < o.repeats; ++rep) {
       auto er = OpenRunner(ext, ds.payload);
       if (!er.ok()) return er.status();
@@ -200,6 +218,11 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
         if (!ms.ok()) return ms.status().WithContext("SPDK read");
         sp.push_back(*ms);
         r.spdk_describe = (*sr)->device().Describe();
+        sr->reset();
+        auto pr = RunSpdkNvmePerf({o.spdk_transport, ds.payload, qd, o.perf_seconds});
+        if (pr.ok()) perf.push_back(*pr);
+        if (!pr.ok() && pr.status().code() != StatusCode::kUnsupported) return pr.status();
+        if (!pr.ok()) r.perf_note = pr.status().message();
       }
       if (!DropCachesGlobal()) (*fr)->device().DropCaches();
       auto mf = ReadAll(**fr, ds);
@@ -216,6 +239,7 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
     r.extent.push_back(MedianMeasure(e));
     r.files.push_back(MedianMeasure(f));
     if (!sp.empty()) r.spdk.push_back(MedianMeasure(sp));
+    if (!sp.empty()) r.perf.push_back(MedianPerf(perf));
     r.fio.push_back(MedianFio(fio));
     r.uring.push_back(Median(uring));
   }
@@ -241,7 +265,7 @@ void Print(const std::vector<SizeResult>& results, double gib) {
              uring_gib > 0 ? Fixed(uring_gib, 2) : "-",
              uring_gib > 0 ? Fixed(e.gibps / uring_gib, 2) : "-", Fixed(e.gibps / f.gibps, 1),
              CpuCell(e.sys_per_gib, gib), CpuCell(f.sys_per_gib, gib),
-             (e.sys_per_gib < 0.004 / gib ? ">" : "") +
+             std::string(e.sys_per_gib < 0.004 / gib ? ">" : "") +
                  Fixed(f.sys_per_gib / std::max(e.sys_per_gib, 0.004 / gib), 1)});
     }
   }
@@ -251,19 +275,32 @@ void Print(const std::vector<SizeResult>& results, double gib) {
   }
   if (results.empty() || results[0].spdk.empty()) return;
   // The SPDK device polls: its CPU is user time of the polling worker.
-  Table s({"segment", "QD", "spdk GiB/s", "extent GiB/s", "spdk/extent", "usr s/GiB spdk",
-           "sys s/GiB spdk", "usr+sys s/GiB extent"});
+  Table s({"segment", "QD", "in flight", "spdk GiB/s", "perf GiB/s", "spdk/perf", "extent GiB/s",
+           "spdk/extent", "usr s/GiB spdk", "sys s/GiB spdk", "usr+sys s/GiB perf",
+           "usr+sys s/GiB extent"});
   for (const auto& r : results) {
     for (size_t i = 0; i < r.depths.size(); ++i) {
       const Measure& sp = r.spdk[i];
       const Measure& e = r.extent[i];
-      s.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(sp.gibps, 2),
-             Fixed(e.gibps, 2), Fixed(sp.gibps / e.gibps, 2), CpuCell(sp.user_per_gib, gib),
-             CpuCell(sp.sys_per_gib, gib), CpuCell(e.user_per_gib + e.sys_per_gib, gib)});
+      const SpdkPerfResult& p = r.perf[i];
+      s.Add({std::to_string(r.kib) + " KiB", std::to_string(r.depths[i]), Fixed(sp.in_flight, 1),
+             Fixed(sp.gibps, 2), IfRun(p, p.gibps, 2), IfRun(p, sp.gibps / p.gibps, 2),
+             Fixed(e.gibps, 2),
+             Fixed(sp.gibps / e.gibps, 2), CpuCell(sp.user_per_gib, gib),
+             CpuCell(sp.sys_per_gib, gib),
+             IfRun(p, (p.user_seconds + p.system_seconds) / p.gib, 4),
+             CpuCell(e.user_per_gib + e.sys_per_gib, gib)});
     }
   }
-  std::cout << "\nSPDK device (same extent format, user-space NVMe, polled completions):\n"
-            << s.Render() << "last SPDK run: " << results.back().spdk_describe << "\n";
+  const SizeResult& last = results.back();
+  std::cout << "\nSPDK device (same extent format, user-space NVMe, polled completions) against "
+               "spdk_nvme_perf (random reads, same namespace, block size and depth, run "
+               "alternately; its CPU includes its start-up):\n"
+            << s.Render() << "last SPDK run: " << last.spdk_describe << "\n";
+  if (!last.perf_note.empty()) std::cout << "spdk_nvme_perf not run: " << last.perf_note << "\n";
+  if (last.perf_note.empty() && !last.perf.empty()) {
+    std::cout << "spdk_nvme_perf: " << last.perf.back().command << "\n";
+  }
 }
 
 json ToJson(const std::vector<SizeResult>& results) {
@@ -286,6 +323,12 @@ json ToJson(const std::vector<SizeResult>& results) {
       if (!r.spdk.empty()) {
         rows.back()["spdk"] = m(r.spdk[i]);
         rows.back()["spdk"]["describe"] = r.spdk_describe;
+        const SpdkPerfResult& p = r.perf[i];
+        rows.back()["spdk_nvme_perf"] =
+            p.gibps > 0 ? json{{"gibps", p.gibps}, {"user_s", p.user_seconds},
+                               {"sys_s", p.system_seconds}, {"wall_s", p.runtime_seconds},
+                               {"command", p.command}}
+                        : json{{"not_run", r.perf_note}};
       }
     }
   }
@@ -307,6 +350,9 @@ int RunDeviceBench(const DeviceBenchOptions& o) {
     if (!r.ok()) return std::cerr << "kvpool bench device: " << r.status().ToString() << "\n", 1;
     results.push_back(std::move(r).value());
   }
+  std::printf("payloads: %s\n", o.zero_copy ? "zero-copy where aligned (direct I/O into the "
+                                                "reader's memory)"
+                                              : "copied through bounce buffers (--bounce)");
   std::printf("cold reads: %s; medians of %d alternating runs; CPU = system seconds of the "
               "whole process per GiB (fio: its own); in flight = the extent device's mean "
               "transfers in flight over the run (fio keeps QD); uring = plain io_uring O_DIRECT "

@@ -5,7 +5,8 @@
 // same file, block size and queue depth, all in one invocation. With
 // --spdk-transport, (d) the SPDK device (the same extent format on namespace 1
 // of that NVMe controller, through SPDK's user-space driver) joins them; its
-// namespace is reformatted.
+// namespace is reformatted, and SPDK's spdk_nvme_perf (when found,
+// spdk_perf.h) reads the same namespace alternately with it.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,8 @@ struct DeviceBenchOptions {
   std::vector<uint32_t> depths = {1, 8, 32};
   std::string engine = "uring";
   std::string spdk_transport;  // SPDK transport ID; "" = no SPDK column
+  int perf_seconds = 3;        // each spdk_nvme_perf run (beside the SPDK device)
+  bool zero_copy = true;       // DeviceOptions::zero_copy of the extent and SPDK devices
   int repeats = 3;  // alternating runs of the three readers; medians reported
   bool keep = false;  // keep the files afterwards
   std::string json;

@@ -103,7 +103,12 @@ int main(int argc, char** argv) {
   bench_device->add_option("--depths", device_bench.depths, "queue depths");
   bench_device->add_option("--engine", device_bench.engine, "extent engine: uring or psync");
   bench_device->add_option("--spdk-transport", device_bench.spdk_transport,
-                           "also bench the SPDK device on this SPDK transport ID (reformats it)");
+                           "also bench the SPDK device on this SPDK transport ID (reformats it), "
+                           "beside spdk_nvme_perf when found");
+  bench_device->add_flag("!--bounce", device_bench.zero_copy,
+                         "copy payloads through the devices' bounce buffers (zero_copy = false)");
+  bench_device->add_option("--perf-seconds", device_bench.perf_seconds,
+                           "seconds of each spdk_nvme_perf run")->check(CLI::Range(1, 600));
   bench_device->add_option("--repeats", device_bench.repeats, "runs per cell (median)")->check(CLI::Range(1, 100));
   bench_device->add_flag("--keep", device_bench.keep, "keep the data files");
   bench_device->add_option("--json", device_bench.json, "write results as JSON to this file");
