@@ -1,5 +1,7 @@
 #include "util/checksum.h"
 
+#include "util/xxh3_copy.h"
+
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 // libxxhash's runtime dispatch: XXH3_64bits and XXH3_64bits_update become
@@ -109,6 +111,10 @@ uint64_t CopyWithChecksum(void* dst, const void* src, size_t length) {
   auto* d = static_cast<std::byte*>(dst);
   const auto* s = static_cast<const std::byte*>(src);
 #if defined(__x86_64__)
+  static const bool fused = CopyXxh3Supported();
+  if (length >= kStreamMinBytes && fused && reinterpret_cast<uintptr_t>(d) % 32 == 0) {
+    return CopyXxh3(d, s, length);
+  }
   if (length >= kStreamMinBytes) return StreamAndHash(d, s, length);
 #endif
   return CopyThenHashPieces(d, s, length);
