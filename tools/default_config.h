@@ -8,7 +8,8 @@
 namespace kvpool::cli {
 
 // TOML text of the default pool rooted at `state_dir`. The extent device is
-// sized to a quarter of the free disk there, capped at 8 GiB.
+// sized to a quarter of the free disk there, capped at 8 GiB; once its file
+// exists, to what that file was formatted for.
 std::string DefaultConfigToml(const std::string& state_dir);
 
 // Parses --config PATH, or the default when `path` is empty.
