@@ -120,6 +120,8 @@ KVP_AVX2 void CopyGroup(std::byte* d, const std::byte* s, Acc* sums) {
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kSecret + 8 * stripe));
     const __m256i key_hi =
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kSecret + 8 * stripe + 32));
+    // Unrolled even at -O2, so that the running sums stay in registers.
+#pragma GCC unroll 4
     for (size_t p = 0; p < kPages; ++p) {
       const auto* src = reinterpret_cast<const __m256i*>(s + p * kPage + line);
       _mm_prefetch(reinterpret_cast<const char*>(src) + kPrefetchAhead, _MM_HINT_T0);
@@ -139,6 +141,7 @@ KVP_AVX2 void CopyGroup(std::byte* d, const std::byte* s, Acc* sums) {
     }
     if (stripe == kStripesPerBlock - 1) {
       const size_t block = line / kBlock;
+#pragma GCC unroll 4
       for (size_t p = 0; p < kPages; ++p) {
         Acc& out = sums[p * kBlocksPerPage + block];
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.lane), lo[p]);
