@@ -1,12 +1,11 @@
 #include "bench_remote_redis.h"
 
-#include <sys/wait.h>
-
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "bench_util.h"
 
 namespace kvpool::cli {
 namespace {
@@ -67,16 +66,11 @@ Result<std::vector<Endpoint>> ParseEndpoints(const std::string& text) {
 }
 
 ShellResult RunShell(const std::string& command) {
+  Result<CommandOutput> run = RunCommand(command + " 2>&1");
+  if (!run.ok()) return {-1, run.status().message()};
   ShellResult r;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return {-1, "cannot run: " + command};
-  char buf[4096];
-  size_t n;
-  std::string raw;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) raw.append(buf, n);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::stringstream lines(raw);
+  r.rc = run->exit_code;
+  std::stringstream lines(run->text);
   for (std::string line; std::getline(lines, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     if (!line.empty()) r.output += (r.output.empty() ? "" : "; ") + line;

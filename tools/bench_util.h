@@ -50,6 +50,15 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// Runs `command` with /bin/sh and returns what it wrote to stdout (add
+// "2>&1" to the command for stderr too) and its exit code (-1 when it did
+// not exit normally). IOError when the shell cannot be started.
+struct CommandOutput {
+  int exit_code = 0;
+  std::string text;
+};
+Result<CommandOutput> RunCommand(const std::string& command);
+
 std::string Fixed(double v, int digits);
 std::string MachineDescription();  // cores, memory, kernel, CPU model
 uint64_t MemAvailableBytes();       // /proc/meminfo's MemAvailable; 0 when unknown

@@ -1,10 +1,12 @@
 #include "fio.h"
 
-#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+
+#include "bench_util.h"
 
 namespace kvpool::cli {
 namespace {
@@ -71,16 +73,11 @@ Result<FioResult> RunFio(const FioJob& j) {
   cmd += " --offset=" + std::to_string(j.offset);
   cmd += " --size=" + std::to_string(j.size);
   cmd += " --io_size=" + std::to_string(j.io_bytes);
-  FILE* p = ::popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (p == nullptr) return Status::IOError("cannot run fio");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int rc = ::pclose(p);
-  nlohmann::json r = nlohmann::json::parse(out, nullptr, false);
-  if (rc != 0 || r.is_discarded() || !r.contains("jobs") || r["jobs"].empty()) {
-    return Status::IOError("fio failed (exit " + std::to_string(rc) + "): " + cmd);
+  Result<CommandOutput> run = RunCommand(cmd + " 2>/dev/null");
+  if (!run.ok()) return run.status();
+  nlohmann::json r = nlohmann::json::parse(run->text, nullptr, false);
+  if (run->exit_code != 0 || r.is_discarded() || !r.contains("jobs") || r["jobs"].empty()) {
+    return Status::IOError("fio failed (exit " + std::to_string(run->exit_code) + "): " + cmd);
   }
   const auto& job = r["jobs"][0];
   res.command = cmd;

@@ -6,11 +6,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "bench_util.h"
 
 namespace kvpool::cli {
 namespace {
@@ -86,16 +87,13 @@ Result<SpdkPerfResult> RunSpdkNvmePerf(const SpdkPerfJob& job) {
   rusage before{}, after{};
   ::getrusage(RUSAGE_CHILDREN, &before);
   const auto t0 = std::chrono::steady_clock::now();
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return Status::IOError("cannot run " + cmd);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int rc = ::pclose(p);
+  Result<CommandOutput> run = RunCommand(cmd + " 2>&1");
+  if (!run.ok()) return run.status();
   res.runtime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ::getrusage(RUSAGE_CHILDREN, &after);
+  const std::string& out = run->text;
+  const int rc = run->exit_code;
   const double mibps = ParseSpdkPerfMibps(out);
   if (rc != 0 || mibps < 0) {
     const std::string tail = out.size() > 400 ? out.substr(out.size() - 400) : out;

@@ -111,11 +111,11 @@ uint64_t CopyWithChecksum(void* dst, const void* src, size_t length) {
   auto* d = static_cast<std::byte*>(dst);
   const auto* s = static_cast<const std::byte*>(src);
 #if defined(__x86_64__)
-  static const bool fused = CopyXxh3Supported();
-  if (length >= kStreamMinBytes && fused && reinterpret_cast<uintptr_t>(d) % 32 == 0) {
-    return CopyXxh3(d, s, length);
+  if (length >= kStreamMinBytes) {
+    static const bool fused = CopyXxh3Supported();
+    if (fused && reinterpret_cast<uintptr_t>(d) % 32 == 0) return CopyXxh3(d, s, length);
+    return StreamAndHash(d, s, length);
   }
-  if (length >= kStreamMinBytes) return StreamAndHash(d, s, length);
 #endif
   return CopyThenHashPieces(d, s, length);
 }

@@ -16,7 +16,7 @@ namespace {
 // compiled into this file, renamed, so nothing here can drift from it): the
 // default secret, the primes, and the geometry of its long-input loop.
 constexpr const uint8_t* kSecret = XXH3_kSecret;
-static_assert(sizeof(XXH3_kSecret) == 192);
+constexpr size_t kSecretSize = sizeof(XXH3_kSecret);  // 192
 constexpr uint64_t kPrime32_1 = XXH_PRIME32_1;
 constexpr uint64_t kPrime32_2 = XXH_PRIME32_2;
 constexpr uint64_t kPrime32_3 = XXH_PRIME32_3;
@@ -26,12 +26,12 @@ constexpr uint64_t kPrime64_3 = XXH_PRIME64_3;
 constexpr uint64_t kPrime64_4 = XXH_PRIME64_4;
 constexpr uint64_t kPrime64_5 = XXH_PRIME64_5;
 
-constexpr size_t kStripe = 64;                            // bytes per accumulation
-constexpr size_t kStripesPerBlock = (192 - kStripe) / 8;  // 16
-constexpr size_t kBlock = kStripe * kStripesPerBlock;     // 1 KiB between scrambles
-constexpr size_t kScrambleKey = 192 - kStripe;            // secret offset of the scramble key
-constexpr size_t kLastStripeKey = 192 - kStripe - 7;      // ... of the last stripe's key
-constexpr size_t kMergeKey = 11;                          // ... of the merge keys
+constexpr size_t kStripe = 64;                                    // bytes per accumulation
+constexpr size_t kStripesPerBlock = (kSecretSize - kStripe) / 8;  // 16
+constexpr size_t kBlock = kStripe * kStripesPerBlock;             // 1 KiB between scrambles
+constexpr size_t kScrambleKey = kSecretSize - kStripe;  // secret offset of the scramble key
+constexpr size_t kLastStripeKey = kScrambleKey - 7;     // ... of the last stripe's key
+constexpr size_t kMergeKey = 11;                        // ... of the merge keys
 
 // The copy's unit: four 4 KiB pages read side by side (four hardware
 // prefetch streams), i.e. 16 blocks.
@@ -39,12 +39,12 @@ constexpr size_t kPage = 4096;
 constexpr size_t kPages = 4;
 constexpr size_t kGroup = kPage * kPages;
 constexpr size_t kBlocksPerPage = kPage / kBlock;
+constexpr size_t kBlocksPerGroup = kGroup / kBlock;
 // How far ahead of its loads each page's stream asks for lines (software
 // prefetch). 8 lines per stream measured best: copy and hash of 1 GiB in
 // 1 MiB calls on 2 threads at 0.97x of one memcpy call over each thread's
 // whole half (0.88x without prefetch; 2, 12, 16 and 32 lines were slower).
 constexpr size_t kPrefetchAhead = 512;
-constexpr size_t kBlocksPerGroup = kGroup / kBlock;
 
 struct Acc {
   uint64_t lane[8];
