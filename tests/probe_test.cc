@@ -13,6 +13,7 @@
 #include "extent_test_util.h"
 #include "pool_helpers.h"
 #include "probe.h"
+#include "testing/fault_device.h"
 
 namespace kvpool::testing {
 namespace {
@@ -91,6 +92,44 @@ TEST(ProbeBandwidths, ConfiguredBandwidthIsUsedAsIs) {
   EXPECT_EQ(pool->runner(0).contention_group(), "mem");
   EXPECT_GT(pool->runner(1).bandwidth_gibps(), 0);
   EXPECT_TRUE(pool->runner(1).bandwidth_probed());
+}
+
+// A memory probe's pass takes milliseconds, so one disturbed pass must not
+// become the device's bandwidth (it would be cached for every later open):
+// the first timed pass alone, then the first joint pass, are slowed about a
+// hundredfold, and the readings stay those of the undisturbed passes.
+TEST(ProbeBandwidths, DisturbedMemoryPassDoesNotBecomeTheBandwidth) {
+  constexpr uint64_t kOps = 64;  // probe_mib 1 in 16 KiB segments
+  constexpr auto kDelay = std::chrono::milliseconds(5);
+  PoolOptions o;
+  o.shape = SmallShape();
+  ASSERT_EQ(kOps * o.shape.SegmentPayloadBytes(), 1u << 20);
+  o.probe_mib = 1;
+  o.devices.push_back(DramOptions("dram0", 16 << 20, 0));
+  o.devices.push_back(DramOptions("dram1", 16 << 20, 0));
+  auto solo_slowed = std::make_shared<FaultPlan>();
+  solo_slowed->slow_reads_after = kOps;  // the untimed warm-up pass
+  solo_slowed->slow_read_count = kOps;   // then all of the first timed pass
+  solo_slowed->read_delay = kDelay;
+  auto joint_slowed = std::make_shared<FaultPlan>();
+  joint_slowed->slow_reads_after = kOps * 6;  // warm-up and five solo passes
+  joint_slowed->slow_read_count = kOps;       // then its part of the first joint pass
+  joint_slowed->read_delay = kDelay;
+  auto pool = MakePool(o, [&](size_t i, std::unique_ptr<Device> d) {
+    return NewFaultDevice(std::move(d), i == 0 ? solo_slowed : joint_slowed);
+  });
+  ASSERT_NE(pool, nullptr);
+  for (const auto& plan : {solo_slowed, joint_slowed}) {
+    std::lock_guard<std::mutex> lock(plan->mu);
+    EXPECT_EQ(plan->slow_read_count, 0u) << "the probe did not read through the slowed pass";
+  }
+  // A slowed pass reads 1 MiB in at least 5 ms x 64 / (worker threads):
+  // under 0.05 GiB/s. Any undisturbed pass of a memory copy is far above.
+  constexpr double kSlowedAtMost = 0.05;
+  for (uint16_t d = 0; d < 2; ++d) {
+    EXPECT_GT(pool->runner(d).solo_bandwidth_gibps(), 4 * kSlowedAtMost) << "device " << d;
+    EXPECT_GT(pool->runner(d).bandwidth_gibps(), 4 * kSlowedAtMost) << "device " << d;
+  }
 }
 
 nlohmann::json ReadJson(const std::string& path) {

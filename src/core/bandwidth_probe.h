@@ -4,7 +4,10 @@
 // contention group (ContentionGroup). Every device is first probed alone: a
 // probe writes up to PoolOptions::probe_mib of segments to free slots, makes
 // the device cold (DropCaches), times reading them back through the
-// device's own workers, then frees the slots. A device too full for that
+// device's own workers, then frees the slots. A memory device's reading,
+// solo and joint, is the fastest of five passes (a pass takes milliseconds,
+// and a disturbed one would otherwise stay in the cache below); a disk's is
+// one cold pass. A device too full for that
 // reads segments already on it instead (found by recovery), and one with
 // neither gets a conservative default (log::Warn); a probe never fails Open.
 // Then every group of more than one device is read all at once, and each

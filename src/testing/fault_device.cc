@@ -1,5 +1,7 @@
 #include "testing/fault_device.h"
 
+#include <thread>
+
 namespace kvpool::testing {
 namespace {
 
@@ -9,12 +11,29 @@ class FaultQueue final : public IoQueue {
       : inner_(std::move(inner)), plan_(std::move(plan)) {}
 
   void Execute(std::span<SegmentIo* const> ops) override {
+    std::this_thread::sleep_for(TakeDelay(ops));
     inner_->Execute(ops);
     std::lock_guard<std::mutex> lock(plan_->mu);
     for (SegmentIo* op : ops) Inject(*op);
   }
 
  private:
+  // FaultPlan::read_delay for each of `ops`' reads in the slowed window.
+  std::chrono::microseconds TakeDelay(std::span<SegmentIo* const> ops) {
+    std::lock_guard<std::mutex> lock(plan_->mu);
+    std::chrono::microseconds delay{0};
+    for (const SegmentIo* op : ops) {
+      if (op->kind != IoKind::kRead) continue;
+      if (plan_->slow_reads_after > 0) {
+        --plan_->slow_reads_after;
+      } else if (plan_->slow_read_count > 0) {
+        --plan_->slow_read_count;
+        delay += plan_->read_delay;
+      }
+    }
+    return delay;
+  }
+
   void Inject(SegmentIo& op) {
     if (op.kind == IoKind::kWrite) {
       if (plan_->fail_all_writes) Fail(op, "injected write error");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -21,6 +22,11 @@ struct FaultPlan {
   bool fail_all_writes = false;
   // Flip one bit in the N-th read from now (1 = next), 0 = off.
   uint64_t flip_nth_read = 0;
+  // The `slow_read_count` reads after the next `slow_reads_after` reads each
+  // take `read_delay` longer (a disturbed machine, for probes); data intact.
+  uint64_t slow_reads_after = 0;
+  uint64_t slow_read_count = 0;
+  std::chrono::microseconds read_delay{0};
 
   std::mutex mu;  // guards all of the above
   std::atomic<uint64_t> injected{0};
