@@ -132,41 +132,42 @@ ServeBenchPhase RunPhase(const ServeBenchOptions& o, const ServeBenchWorkload& w
 // first again: its TTFT is the cache's restore of the same prompt.
 constexpr uint32_t kProbeDocuments = 3;
 
-double ProbeTtft(const ServeChatClient& client, const ServeBenchOptions& o,
-                 const ServeBenchWorkload& w, uint32_t doc) {
+ServeChatSample ProbeChat(const ServeChatClient& client, const ServeBenchOptions& o,
+                          const ServeBenchWorkload& w, uint32_t doc) {
   const ServeTraceRequest r{doc, 1000000 + doc, 0, false};
   nlohmann::json body = {{"messages", ServeMessages(w.trace_options, r, w.documents[doc])},
                          {"max_tokens", o.max_tokens},
                          {"temperature", 0}};
   const std::string model = client.ModelId();
   if (!model.empty()) body["model"] = model;
-  const ServeChatSample s = client.Chat(std::move(body));
-  return s.ok() ? s.ttft_seconds : -1;
+  return client.Chat(std::move(body));
 }
 
-std::vector<double> RunHitProbe(const ServeBenchOptions& o, const ServeBenchWorkload& w, int port) {
+void Record(const ServeChatSample& s, ServeBenchProbe* probe) {
+  if (!s.ok()) return;
+  probe->ttft_seconds.push_back(s.ttft_seconds);
+  probe->computed_tokens.push_back(s.prompt_tokens - std::min(s.cached_tokens, s.prompt_tokens));
+}
+
+ServeBenchProbe RunHitProbe(const ServeBenchOptions& o, const ServeBenchWorkload& w, int port) {
   const ServeChatClient client("127.0.0.1", port);
-  std::vector<double> hits;
+  ServeBenchProbe hits;
   const uint32_t n = std::min<uint32_t>(kProbeDocuments, o.documents / 2);
   for (uint32_t d = 0; d < n; ++d) {
-    ProbeTtft(client, o, w, d);
-    ProbeTtft(client, o, w, d + n);
-    const double t = ProbeTtft(client, o, w, d);
-    if (t >= 0) hits.push_back(t);
+    ProbeChat(client, o, w, d);
+    ProbeChat(client, o, w, d + n);
+    Record(ProbeChat(client, o, w, d), &hits);
   }
   return hits;
 }
 
-std::vector<double> RunRestartProbe(const ServeBenchOptions& o, const ServeBenchWorkload& w,
-                                    int port) {
+ServeBenchProbe RunRestartProbe(const ServeBenchOptions& o, const ServeBenchWorkload& w,
+                                int port) {
   const ServeChatClient client("127.0.0.1", port);
-  std::vector<double> ttfts;
+  ServeBenchProbe restarted;
   const uint32_t n = std::min<uint32_t>(kProbeDocuments, o.documents / 2);
-  for (uint32_t d = 0; d < n; ++d) {
-    const double t = ProbeTtft(client, o, w, d);
-    if (t >= 0) ttfts.push_back(t);
-  }
-  return ttfts;
+  for (uint32_t d = 0; d < n; ++d) Record(ProbeChat(client, o, w, d), &restarted);
+  return restarted;
 }
 
 // Starts the server of `spec` on a fresh port; returns the port.
@@ -206,7 +207,7 @@ Result<ServeBenchSystemRun> RunSystem(const ServeBenchOptions& o, const ServeBen
     KVP_ASSIGN_OR_RETURN(int port, StartServer(o, spec, log, &process, &start_seconds));
     run.phases.push_back(RunPhase(o, w, spec.name, names[p], port, bounds[p], bounds[p + 1]));
     run.phases.back().start_seconds = start_seconds;
-    if (p == 1) run.probe_hit_ttft = RunHitProbe(o, w, port);
+    if (p == 1) run.probe_hit = RunHitProbe(o, w, port);
     const Clock::time_point t0 = Clock::now();
     (p == 0 ? run.first_exit : run.last_exit) = process.Stop(o.stop_grace_seconds);
     if (p == 0) run.stop_seconds = SecondsSince(t0);
@@ -219,7 +220,7 @@ Result<ServeBenchSystemRun> RunSystem(const ServeBenchOptions& o, const ServeBen
   ServedProcess process;  // the restart probe: a fresh process again
   double start_seconds = 0;
   KVP_ASSIGN_OR_RETURN(int port, StartServer(o, spec, log, &process, &start_seconds));
-  run.probe_restart_ttft = RunRestartProbe(o, w, port);
+  run.probe_restart = RunRestartProbe(o, w, port);
   process.Stop(o.stop_grace_seconds);
   return run;
 }

@@ -138,21 +138,32 @@ uint32_t ServeBenchPhase::Errors() const {
   return n;
 }
 
+// Median of a probe's computed tokens, "-" when it has none.
+static std::string ComputedP50(const ServeBenchProbe& p) {
+  if (p.computed_tokens.empty()) return "-";
+  std::vector<double> v(p.computed_tokens.begin(), p.computed_tokens.end());
+  return Fixed(Median(std::move(v)), 0);
+}
+
 // The restore probe: medians, and kvpool's against llama-server's RAM-cache
-// restore of the same prompt.
+// restore of the same prompt; the tokens each server computed show what its
+// cache did not restore.
 static std::string ProbeTable(const ServeBenchReport& r) {
   cli::Table t({"system", "probes", "hit TTFT p50 (s)", "after restart TTFT p50 (s)",
-                "hit / llama-server RAM hit", "after restart / llama-server RAM hit"});
+                "hit / llama-server RAM hit", "after restart / llama-server RAM hit",
+                "computed tokens p50 (hit / after restart)"});
   const ServeBenchSystemRun* llama = r.Find("llama-server");
-  const double ram_hit = llama != nullptr && !llama->probe_hit_ttft.empty()
-                             ? Median(llama->probe_hit_ttft) : 0;
+  const double ram_hit = llama != nullptr && !llama->probe_hit.ttft_seconds.empty()
+                             ? Median(llama->probe_hit.ttft_seconds) : 0;
   for (const ServeBenchSystemRun& s : r.systems) {
-    if (s.probe_hit_ttft.empty()) continue;
-    const double hit = Median(s.probe_hit_ttft);
-    const double restart = s.probe_restart_ttft.empty() ? 0 : Median(s.probe_restart_ttft);
-    t.Add({s.name, std::to_string(s.probe_hit_ttft.size()), Sec(hit), Sec(restart),
+    if (s.probe_hit.ttft_seconds.empty()) continue;
+    const double hit = Median(s.probe_hit.ttft_seconds);
+    const double restart =
+        s.probe_restart.ttft_seconds.empty() ? 0 : Median(s.probe_restart.ttft_seconds);
+    t.Add({s.name, std::to_string(s.probe_hit.ttft_seconds.size()), Sec(hit), Sec(restart),
            ram_hit > 0 ? Fixed(hit / ram_hit, 2) + "x" : "-",
-           ram_hit > 0 && restart > 0 ? Fixed(restart / ram_hit, 2) + "x" : "-"});
+           ram_hit > 0 && restart > 0 ? Fixed(restart / ram_hit, 2) + "x" : "-",
+           ComputedP50(s.probe_hit) + " / " + ComputedP50(s.probe_restart)});
   }
   return "\nRestore probe: the same prompt again after another document's, then as the first "
          "request after a restart (kvpool: from the SSD)\n" + t.Render();
@@ -203,8 +214,10 @@ json ServeBenchReport::ToJson() const {
                             {"exit_at_restart", s.first_exit},
                             {"exit_at_end", s.last_exit},
                             {"phases", phases},
-                            {"probe_hit_ttft_s", s.probe_hit_ttft},
-                            {"probe_restart_ttft_s", s.probe_restart_ttft}});
+                            {"probe_hit_ttft_s", s.probe_hit.ttft_seconds},
+                            {"probe_hit_computed_tokens", s.probe_hit.computed_tokens},
+                            {"probe_restart_ttft_s", s.probe_restart.ttft_seconds},
+                            {"probe_restart_computed_tokens", s.probe_restart.computed_tokens}});
   }
   return j;
 }

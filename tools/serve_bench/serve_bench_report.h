@@ -38,6 +38,14 @@ struct ServeBenchPhase {
   uint32_t Errors() const;
 };
 
+// One kind of restore probe, per probe document that succeeded.
+struct ServeBenchProbe {
+  std::vector<double> ttft_seconds;
+  // Prompt tokens the server computed (prompt - cached): what its cache did
+  // not restore, e.g. the tokens after kvpool's last whole chunk.
+  std::vector<uint64_t> computed_tokens;
+};
+
 struct ServeBenchSystemRun {
   std::string name;         // "llama-server", "kvpool"
   std::string description;  // what it is and how it caches
@@ -51,8 +59,8 @@ struct ServeBenchSystemRun {
   // llama-server's RAM cache, kvpool's DRAM copies), and of the same prompt
   // as the first request after a restart (kvpool: from the SSD; llama-server:
   // computed again).
-  std::vector<double> probe_hit_ttft;
-  std::vector<double> probe_restart_ttft;
+  ServeBenchProbe probe_hit;
+  ServeBenchProbe probe_restart;
 };
 
 struct ServeBenchReport {
