@@ -62,6 +62,21 @@ double Gibps(double bytes, double seconds) {
   return bytes / double(1ull << 30) / std::max(seconds, 1e-6);
 }
 
+// The fastest of `passes` timed reads of `bytes`: each pass calls `drop`
+// (untimed: make the devices cold), then times `read`. The first failed
+// read is returned as is.
+template <class DropFn, class ReadFn>
+Result<double> FastestPass(int passes, double bytes, DropFn drop, ReadFn read) {
+  double best = 0;
+  for (int pass = 0; pass < passes; ++pass) {
+    drop();
+    Clock::time_point start = Clock::now();
+    KVP_RETURN_IF_ERROR(read());
+    best = std::max(best, Gibps(bytes, SecondsSince(start)));
+  }
+  return best;
+}
+
 // Up to `max` ready segments of device `device` listed in `glt`, as read ops
 // (buffers not set).
 std::vector<SegmentIo> ExistingReads(const Glt& glt, uint16_t device, uint32_t payload,
@@ -143,13 +158,11 @@ class ProbeData {
     IoWaiter waiter;
     const bool memory = !runner_.device().persistent();
     if (memory) (void)waiter.Run(runner_, ops_);
-    double best = 0;
-    for (int pass = 0; pass < ProbePasses(memory); ++pass) {
-      runner_.device().DropCaches();
-      Clock::time_point start = Clock::now();
-      Status s = waiter.Run(runner_, ops_);
-      if (!s.ok()) return s.WithContext("bandwidth probe of device '" + runner_.device().name() + "'");
-      best = std::max(best, Gibps(bytes(), SecondsSince(start)));
+    Result<double> best = FastestPass(
+        ProbePasses(memory), bytes(), [&] { runner_.device().DropCaches(); },
+        [&] { return waiter.Run(runner_, ops_); });
+    if (!best.ok()) {
+      return best.status().WithContext("bandwidth probe of device '" + runner_.device().name() + "'");
     }
     return best;
   }
@@ -299,24 +312,19 @@ std::vector<DeviceProbe> MeasureDevices(std::span<DeviceRunner* const> runners,
       solos.push_back(out[i].solo.read_gibps);
       memory = memory && !runners[i]->device().persistent();
     }
-    Status s;
-    double joint = 0;
-    for (int pass = 0; s.ok() && pass < ProbePasses(memory); ++pass) {
-      for (DeviceRunner* r : rs) r->device().DropCaches();
-      IoWaiter waiter;
-      Clock::time_point start = Clock::now();
-      s = waiter.RunAll(rs, ops);
-      joint = std::max(joint, Gibps(bytes, SecondsSince(start)));
-    }
-    if (!s.ok()) {
-      log::Warn("joint bandwidth probe of group " + group + " failed (" + s.ToString() +
-                "); its devices keep their solo bandwidths");
+    IoWaiter waiter;
+    Result<double> joint = FastestPass(
+        ProbePasses(memory), bytes, [&] { for (DeviceRunner* r : rs) r->device().DropCaches(); },
+        [&] { return waiter.RunAll(rs, ops); });
+    if (!joint.ok()) {
+      log::Warn("joint bandwidth probe of group " + group + " failed (" +
+                joint.status().ToString() + "); its devices keep their solo bandwidths");
       continue;
     }
-    std::vector<double> scaled = ScaleForContention(solos, joint);
+    std::vector<double> scaled = ScaleForContention(solos, *joint);
     for (size_t k = 0; k < members.size(); ++k) {
       out[members[k]].placement_gibps = scaled[k];
-      out[members[k]].group_joint_gibps = joint;
+      out[members[k]].group_joint_gibps = *joint;
     }
   }
   if (settings.all_at_once) MeasureAllAtOnce(runners, data, &out);
