@@ -84,6 +84,7 @@ Status Scheduler::Impl::Init() {
       co.model_path = model_.path();
       co.seq_id = i;
       co.offload = false;  // the scheduler offloads when a request ends
+      co.partial_chunks = options_.partial_chunks;
       co.max_pending_offload_bytes =
           std::max<size_t>(1, options_.max_pending_offload_bytes / static_cast<size_t>(options_.slots));
       KVP_ASSIGN_OR_RETURN(std::unique_ptr<llama::Connector> c,
@@ -302,7 +303,9 @@ void Scheduler::Impl::Ended(Slot& slot, bool cancelled, bool failed) {
   const Timings t = slot.timings();
   llama::Connector* conn = ConnectorOf(slot);
   if (conn != nullptr && !slot.cached().empty()) {
-    (void)conn->Offload(slot.cached(), slot.cached_tenant());  // failures are counted by it
+    // Failures are counted by the connector. The partial chunk at the
+    // prompt's end lets the same prompt come back restored to its last token.
+    (void)conn->Offload(slot.cached(), slot.cached_tenant(), slot.cached_prompt_tokens());
   }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.cancelled += cancelled ? 1 : 0;

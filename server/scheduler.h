@@ -5,11 +5,12 @@
 // A request waits in a bounded queue for a free slot. When it gets one, its
 // prompt's cached prefix is reused: kept from the slot's own KV when the slot
 // last held the same tokens (as llama-server does), otherwise restored from
-// the pool (whole chunks, longest prefix, any slot's or any earlier process's
-// chunks). The rest of the prompt is decoded in the shared batch, at most
-// n_batch tokens per step over all slots, interleaved with the slots that are
-// generating. When the prompt is decoded, its new full chunks are offloaded
-// in the background; the first token is then sampled.
+// the pool (longest prefix, to the token with partial chunks, from any slot's
+// or any earlier process's chunks). The rest of the prompt is decoded in the
+// shared batch, at most n_batch tokens per step over all slots, interleaved
+// with the slots that are generating. When a request ends, what its slot
+// holds (prompt and generation) is offloaded in the background, with a
+// partial chunk at the prompt's end and one at the generation's.
 //
 // Thread-safety: Submit, Slots, Stats and Shutdown may be called from any
 // thread; one internal thread owns the llama_context.
@@ -43,6 +44,8 @@ struct SchedulerOptions {
   // Bytes of KV snapshots waiting to be offloaded, over all slots; a
   // snapshot beyond it is dropped (counted in offload_skipped).
   size_t max_pending_offload_bytes = size_t{1} << 30;
+  // Partial chunks (kvpool_llama.h): restore a cached prompt to the token.
+  bool partial_chunks = true;
 };
 
 struct SlotInfo {

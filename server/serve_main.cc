@@ -198,6 +198,7 @@ int Serve(const ServeOptions& o, const sigset_t& stop_signals) {
   so.threads = o.threads > 0 ? o.threads : static_cast<int32_t>(std::thread::hardware_concurrency());
   so.max_queued = o.max_queue;
   so.default_max_tokens = o.n_predict;
+  so.partial_chunks = !o.no_partial_chunks;
   so.max_pending_offload_bytes = o.max_offload_mib << 20;
   Result<std::unique_ptr<Scheduler>> scheduler = Scheduler::Create(**model, so);
   if (!scheduler.ok()) return Fail(scheduler.status());
@@ -273,6 +274,7 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& o) {
   c->add_option("--pool", o.pool_address, "use the shared pool of a kvpoold (unix:PATH) instead of an own one");
   c->add_option("--pool-tenant", o.pool_tenant, "the kvpoold tenant to use")->capture_default_str();
   c->add_flag("--no-cache", o.no_cache, "no prompt cache beyond the slots' own KV");
+  c->add_flag("--no-partial-chunks", o.no_partial_chunks, "cache whole chunks only: a hit recomputes up to chunk-tokens - 1 tokens");
   c->add_flag("--print-kv-shape", o.print_kv_shape, "print the [model] table of a kvpoold pool for this model, then exit");
   return c;
 }

@@ -41,6 +41,9 @@ struct ServeOptions {
   // Tokens per cached chunk: a hit recomputes at most chunk_tokens - 1 of
   // the prompt it reuses; smaller chunks mean more, smaller segments.
   uint32_t chunk_tokens = 64;
+  // --no-partial-chunks: store and restore whole chunks only (less pool
+  // space per request; a hit then recomputes up to chunk_tokens - 1 tokens).
+  bool no_partial_chunks = false;
   uint64_t max_offload_mib = 1024;  // --max-offload-mib: KV snapshots waiting to be stored
   bool no_cache = false;    // --no-cache: slots' own KV only
   // --print-kv-shape: print the [model] table a kvpoold pool needs for this

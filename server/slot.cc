@@ -53,6 +53,7 @@ void Slot::Begin(Job job, Clock::time_point started, size_t kept, size_t reused,
   const std::vector<int32_t>& prompt = job.request.prompt;
   cached_.assign(prompt.begin(), prompt.begin() + static_cast<ptrdiff_t>(kept));
   cached_tenant_ = job.request.tenant;
+  cached_prompt_tokens_ = prompt.size();
   sampler_ = MakeSampler(job.request.sampling);
   stop_.emplace(job.request.stop);
   max_tokens_ = job.request.max_tokens > 0 ? job.request.max_tokens : default_max_tokens;

@@ -62,6 +62,9 @@ class Slot {
   // request so that the next one with the same prefix reuses it.
   const std::vector<int32_t>& cached() const { return cached_; }
   const std::string& cached_tenant() const { return cached_tenant_; }
+  // The last request's prompt length: cached() is that prompt (or, cancelled
+  // during prefill, a part of it) followed by what it generated.
+  size_t cached_prompt_tokens() const { return cached_prompt_tokens_; }
   // Tokens of the job's prompt that a slot-reuse would keep.
   size_t ReusableTokens(const Job& job) const;
 
@@ -91,6 +94,7 @@ class Slot {
   void Clear() {
     cached_.clear();
     cached_tenant_.clear();
+    cached_prompt_tokens_ = 0;
   }
 
   bool cancelled() const { return job_ && job_->stream->cancelled(); }
@@ -104,6 +108,7 @@ class Slot {
   State state_ = State::kIdle;
   std::vector<int32_t> cached_;  // tokens in the KV, positions 0..
   std::string cached_tenant_;
+  size_t cached_prompt_tokens_ = 0;
   std::optional<Job> job_;
   SamplerPtr sampler_;
   std::optional<StopMatcher> stop_;

@@ -39,6 +39,29 @@ TEST(ChunkKeys, KeysAreTheChainOfNextChunkKey) {
   }
 }
 
+TEST(ChunkKeys, PartialChunkKeysDifferFromFullOnesAndByLength) {
+  std::vector<int32_t> tokens = MakeTokens(2 * kChunk, 6);
+  Namespace ns = DefaultNs();
+  auto full = ChainChunkKeys(ns, tokens, kChunk);
+  const auto second = std::span(tokens).subspan(kChunk);
+  // The same tokens as the full chunk, after the same parent: another key.
+  EXPECT_NE(PartialChunkKey(ns, full[0], second), full[1]);
+  EXPECT_NE(PartialChunkKey(ns, ChunkKey{}, std::span(tokens).first(kChunk)), full[0]);
+  std::set<std::string> seen;
+  for (size_t n = 1; n < kChunk; ++n) {
+    const ChunkKey k = PartialChunkKey(ns, full[0], second.first(n));
+    EXPECT_EQ(k, PartialChunkKey(ns, full[0], second.first(n))) << "keys are deterministic";
+    seen.insert(k.ToHex());
+  }
+  EXPECT_EQ(seen.size(), kChunk - 1) << "every length has its own key";
+  EXPECT_NE(PartialChunkKey(ns, full[0], second.first(5)),
+            PartialChunkKey(ns, ChunkKey{}, second.first(5)))
+      << "the parent is part of the key";
+  EXPECT_NE(PartialChunkKey(ns, full[0], second.first(5)),
+            PartialChunkKey(Namespace::Make(1, "x"), full[0], second.first(5)))
+      << "the namespace is part of the key";
+}
+
 // Keys of `tokens` under `ns` share no element with the default keys.
 void ExpectDisjoint(const std::vector<ChunkKey>& a, const std::vector<ChunkKey>& b) {
   std::set<std::string> seen;

@@ -55,6 +55,19 @@ class ConnectorTest : public ::testing::Test {
     return r.ok() ? *r : llama::PrefillResult{};
   }
 
+  // Logits of `prompt`'s last token decoded again, alone, after one decode of
+  // the whole prompt (as a Prefill does): what restoring all but that token
+  // must reproduce bit for bit.
+  std::vector<float> LastTokenAgain(const std::vector<int32_t>& prompt,
+                                    const ContextSpec& spec = {}) {
+    ContextPtr ref = NewContext(model_.get(), spec);
+    EXPECT_TRUE(llama::DecodeTokens(ref.get(), prompt, 0, 0).ok());
+    const auto last = static_cast<int32_t>(prompt.size() - 1);
+    llama_memory_seq_rm(llama_get_memory(ref.get()), 0, last, -1);
+    EXPECT_TRUE(llama::DecodeTokens(ref.get(), std::span(prompt).last(1), last, 0).ok());
+    return LastLogits(ref.get());
+  }
+
   // Logits of `prefix` + `suffix` computed from scratch in a second context.
   std::vector<float> Reference(const std::vector<int32_t>& prefix,
                                const std::vector<int32_t>& suffix, const ContextSpec& spec = {}) {
@@ -107,11 +120,104 @@ TEST_P(ExactnessTest, RestoredPrefixGivesBitIdenticalLogitsAndState) {
       << "KV after restore + suffix differs from the recomputed KV";
 }
 
+// Partial chunks: the same prompt again is restored to its last token, as
+// llama-server's own cache does, from full chunks and a partial one, with
+// either segment layout; the partial chunk at a prompt's end survives the
+// generation after it.
+TEST_P(ExactnessTest, TheSamePromptAgainIsRestoredToItsLastToken) {
+  const ContextSpec spec{.flash_attn = GetParam()};
+  Open(spec);
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);  // 3 chunks + 20 tokens
+  llama::PrefillResult cold = Prefill(*conn_, prompt);
+  EXPECT_EQ(cold.offload_chunks, 3u);
+  EXPECT_EQ(conn_->Stats().offloaded_partial_chunks, 1u);
+
+  llama::PrefillResult again = Prefill(*conn_, prompt);
+  EXPECT_EQ(again.cached_chunks, 3u);
+  EXPECT_EQ(again.restored_tokens, prompt.size() - 1);
+  EXPECT_EQ(again.partial_tokens, suffix_.size() - 1);
+  EXPECT_EQ(again.computed_tokens, 1u);
+  EXPECT_TRUE(again.fallback.empty()) << again.fallback;
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), LastTokenAgain(prompt, spec)));
+  EXPECT_EQ(conn_->Stats().restored_partial_chunks, 1u);
+
+  // Shorter than a chunk: a partial chunk alone.
+  const std::vector<int32_t> short_prompt = TestTokens(kChunk - 5, 3);
+  Prefill(*conn_, short_prompt);
+  llama::PrefillResult short_again = Prefill(*conn_, short_prompt);
+  EXPECT_EQ(short_again.cached_chunks, 0u);
+  EXPECT_EQ(short_again.restored_tokens, short_prompt.size() - 1);
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), LastTokenAgain(short_prompt, spec)));
+
+  // A prompt that parts from the stored one inside the partial chunk uses
+  // none of it (its key covers every token of it).
+  std::vector<int32_t> other = prompt;
+  other[3 * kChunk + 5] += 1;
+  EXPECT_EQ(Prefill(*conn_, other).restored_tokens, 3 * kChunk);
+}
+
+TEST_F(ConnectorTest, ThePromptsEndIsStoredBesideTheGenerationsEnd) {
+  Open();
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);
+  ASSERT_TRUE(conn_->Restore(prompt, "").ok());
+  ASSERT_TRUE(llama::DecodeTokens(ctx_.get(), prompt, 0, 0).ok());
+  std::vector<int32_t> tokens = prompt;
+  for (int32_t t : TestTokens(30, 14)) {  // "generation" across a chunk boundary
+    ASSERT_TRUE(
+        llama::DecodeTokens(ctx_.get(), {&t, 1}, static_cast<int32_t>(tokens.size()), 0).ok());
+    tokens.push_back(t);
+  }
+  auto handed = conn_->Offload(tokens, "", prompt.size());
+  ASSERT_TRUE(handed.ok()) << handed.status().ToString();
+  EXPECT_EQ(*handed, 4u);
+  conn_->Flush();
+  EXPECT_EQ(conn_->Stats().offloaded_partial_chunks, 2u);
+  // The prompt again: its own partial chunk, not the generation's chunk 3.
+  EXPECT_EQ(conn_->CachedTokens(prompt, ""), prompt.size() - 1);
+  // The conversation going on: the generation's partial chunk.
+  const std::vector<int32_t> next_turn = Concat(tokens, TestTokens(10, 15));
+  EXPECT_EQ(conn_->CachedTokens(next_turn, ""), tokens.size());
+  // Nothing new to store: no snapshot, nothing handed over.
+  auto none = conn_->Offload(tokens, "", prompt.size());
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0u);
+  EXPECT_EQ(conn_->Stats().offload_jobs, 1u);
+}
+
+TEST_F(ConnectorTest, ACorruptPartialChunkIsRecomputedAfterTheFullChunks) {
+  Open();
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);
+  Prefill(*conn_, prompt);
+  const std::vector<ChunkKey> keys = ChainChunkKeys(conn_->ns(), prefix_, kChunk);
+  const ChunkKey partial =
+      PartialChunkKey(conn_->ns(), keys.back(), std::span(suffix_).first(suffix_.size()));
+  ChunkRef rec = pool_->glt().Find(partial);
+  ASSERT_NE(rec, nullptr) << "the partial chunk is stored under its key";
+  EXPECT_EQ(rec->parent, keys.back()) << "as a child of the last full chunk";
+  bool armed = false;
+  for (uint32_t l = 0; l < rec->layers && !armed; ++l) {
+    if (rec->segment(l).device != 1) continue;
+    std::lock_guard<std::mutex> lock(plan_->mu);
+    plan_->flip_read_slots.insert(rec->segment(l).slot);
+    armed = true;
+  }
+  ASSERT_TRUE(armed) << "the partial chunk has no segment on the faulty device";
+
+  llama::PrefillResult r = Prefill(*conn_, prompt);
+  EXPECT_EQ(r.restored_tokens, 3 * kChunk);
+  EXPECT_EQ(r.partial_tokens, 0u);
+  EXPECT_EQ(r.computed_tokens, suffix_.size());
+  EXPECT_NE(r.fallback.find("partial chunk"), std::string::npos) << r.fallback;
+  EXPECT_EQ(conn_->Stats().recomputed_tokens, suffix_.size() - 1);
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), Reference(prefix_, suffix_)));
+}
+
 INSTANTIATE_TEST_SUITE_P(FlashAttention, ExactnessTest, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "VRows" : "VTransposed"; });
 
-TEST_F(ConnectorTest, PromptsOfAtMostOneChunkRestoreNothing) {
+TEST_F(ConnectorTest, PromptsOfAtMostOneChunkRestoreNothingWithoutPartialChunks) {
   Open();
+  conn_ = Connect(ctx_.get(), {.model_path = TestModelPath(), .partial_chunks = false});
   std::vector<int32_t> short_prompt = TestTokens(kChunk - 5, 3);
   llama::PrefillResult r = Prefill(*conn_, short_prompt);
   EXPECT_EQ(r.cached_chunks, 0u);
@@ -150,19 +256,23 @@ TEST_F(ConnectorTest, OffloadAfterGenerationStoresTheNewChunks) {
   EXPECT_EQ(conn_->Offload(TestTokens(100, 7)).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(conn_->Stats().offload_skipped, 1u);
 
+  EXPECT_EQ(conn_->Stats().offloaded_partial_chunks, 2u);  // at 40 and at 70 tokens
+
+  // Two full chunks and the 6 generated tokens of the partial chunk at 70.
   llama::PrefillResult r = Prefill(*conn_, Concat(tokens, {9}));
-  EXPECT_EQ(r.restored_tokens, 2 * kChunk);
+  EXPECT_EQ(r.restored_tokens, tokens.size());
+  EXPECT_EQ(r.partial_tokens, tokens.size() - 2 * kChunk);
+  EXPECT_EQ(r.computed_tokens, 1u);
+  // The restored KV is that of the generation: the reference decodes it the
+  // same way, then the new token.
   ContextPtr ref = NewContext(model_.get());
   ASSERT_TRUE(llama::DecodeTokens(ref.get(), std::span(tokens).first(40), 0, 0).ok());
   for (size_t i = 40; i < tokens.size(); ++i) {
     ASSERT_TRUE(llama::DecodeTokens(ref.get(), {&tokens[i], 1}, static_cast<int32_t>(i), 0).ok());
   }
-  // The restored KV is that of the generation; the reference drops what the
-  // connector recomputed (tokens past chunk 1) and decodes it the same way.
-  llama_memory_seq_rm(llama_get_memory(ref.get()), 0, 2 * kChunk, -1);
-  std::vector<int32_t> rest(tokens.begin() + 2 * kChunk, tokens.end());
-  rest.push_back(9);
-  ASSERT_TRUE(llama::DecodeTokens(ref.get(), rest, 2 * kChunk, 0).ok());
+  const int32_t next = 9;
+  ASSERT_TRUE(
+      llama::DecodeTokens(ref.get(), {&next, 1}, static_cast<int32_t>(tokens.size()), 0).ok());
   EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), LastLogits(ref.get())));
 }
 
@@ -301,17 +411,22 @@ TEST_F(ConnectorTest, RestoreLeavesTheRestToTheCallerInTheTenantsNamespace) {
   EXPECT_EQ(*handed, 3u);
   conn_->Flush();
 
-  EXPECT_EQ(conn_->CachedTokens(prompt, "alpha"), 3 * kChunk);
+  // Three full chunks and the partial one: all but the last token.
+  EXPECT_EQ(conn_->CachedTokens(prompt, "alpha"), prompt.size() - 1);
   EXPECT_EQ(conn_->CachedTokens(prompt, "beta"), 0u) << "tenants must not share chunks";
   EXPECT_EQ(conn_->CachedTokens(prompt, ""), 0u) << "the connector's own salt is another tenant";
+  const std::vector<int32_t> longer = Concat(prompt, TestTokens(40, 13));
+  EXPECT_EQ(conn_->CachedTokens(longer, "alpha"), prompt.size())
+      << "a longer prompt uses every cell of the partial chunk";
 
   auto warm = conn_->Restore(prompt, "alpha");
   ASSERT_TRUE(warm.ok()) << warm.status().ToString();
-  EXPECT_EQ(warm->restored_tokens, 3 * kChunk);
-  EXPECT_EQ(warm->computed_tokens, suffix_.size());
+  EXPECT_EQ(warm->restored_tokens, prompt.size() - 1);
+  EXPECT_EQ(warm->computed_tokens, 1u);
   EXPECT_EQ(warm->decode_seconds, 0.0);
-  ASSERT_TRUE(llama::DecodeTokens(ctx_.get(), suffix_, static_cast<int32_t>(3 * kChunk), 0).ok());
-  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), Reference(prefix_, suffix_)));
+  const auto last = static_cast<int32_t>(prompt.size() - 1);
+  ASSERT_TRUE(llama::DecodeTokens(ctx_.get(), std::span(prompt).last(1), last, 0).ok());
+  EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), LastTokenAgain(prompt)));
 }
 
 TEST_F(ConnectorTest, AnOffloadBacklogOverItsBoundIsSkippedNotQueued) {

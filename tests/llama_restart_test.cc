@@ -63,24 +63,29 @@ const char* ChildDir() {
   return dir ? dir : "";
 }
 
-// Child 1: stores the prefix, then closes the pool.
+std::vector<int32_t> Prompt() { return Concat(Prefix(), Suffix()); }
+
+// Child 1: stores the prompt (4 full chunks and a partial one), then closes the pool.
 TEST(LlamaRestartChild, DISABLED_Store) {
   Process p(ChildDir());
   ASSERT_NE(p.conn, nullptr);
-  auto r = p.conn->Prefill(Prefix());
+  auto r = p.conn->Prefill(Prompt());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   p.conn->Flush();
   EXPECT_EQ(p.conn->Stats().offloaded_chunks, 4u) << p.conn->Stats().last_error;
+  EXPECT_EQ(p.conn->Stats().offloaded_partial_chunks, 1u) << p.conn->Stats().last_error;
 }
 
-// Child 2: opens the pool again, restores the prefix, writes the logits.
+// Child 2: opens the pool again, restores the same prompt to its last token,
+// writes the logits.
 TEST(LlamaRestartChild, DISABLED_Load) {
   Process p(ChildDir());
   ASSERT_NE(p.conn, nullptr);
-  EXPECT_EQ(p.pool->Stats().recovered_chunks, 4u);
-  auto r = p.conn->Prefill(Concat(Prefix(), Suffix()));
+  EXPECT_EQ(p.pool->Stats().recovered_chunks, 5u);
+  auto r = p.conn->Prefill(Prompt());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->restored_tokens, 4 * kChunk) << r->fallback;
+  EXPECT_EQ(r->restored_tokens, Prompt().size() - 1) << r->fallback;
+  EXPECT_EQ(r->partial_tokens, Suffix().size() - 1) << r->fallback;
   ASSERT_EQ(r->sources.size(), 1u);
   EXPECT_EQ(r->sources[0].kind, "extent");
   std::vector<float> logits = LastLogits(p.ctx.get());
@@ -105,7 +110,7 @@ int RunChild(const std::string& test, const std::string& dir) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-TEST(LlamaRestart, SecondProcessRestoresThePrefixTheFirstStored) {
+TEST(LlamaRestart, SecondProcessRestoresThePromptTheFirstStored) {
   ModelPtr model = LoadTestModel(TestModelPath());
   if (!model) GTEST_SKIP() << "cannot load " << TestModelPath() << " (llama_models fixture)";
   TempDir dir;
@@ -116,8 +121,15 @@ TEST(LlamaRestart, SecondProcessRestoresThePrefixTheFirstStored) {
   std::vector<float> logits(llama_vocab_n_tokens(llama_model_get_vocab(model.get())));
   in.read(reinterpret_cast<char*>(logits.data()), logits.size() * sizeof(float));
   ASSERT_TRUE(in.good());
+  // Reference: the prompt decoded as the first process did, then its last
+  // token again, alone, as the second process did after the restore.
+  const std::vector<int32_t> prompt = Prompt();
+  const auto last = static_cast<int32_t>(prompt.size() - 1);
   ContextPtr ref = NewContext(model.get());
-  EXPECT_TRUE(BitEqual(logits, Recompute(ref.get(), Prefix(), Suffix())))
+  ASSERT_TRUE(llama::DecodeTokens(ref.get(), prompt, 0, 0).ok());
+  llama_memory_seq_rm(llama_get_memory(ref.get()), 0, last, -1);
+  ASSERT_TRUE(llama::DecodeTokens(ref.get(), std::span(prompt).last(1), last, 0).ok());
+  EXPECT_TRUE(BitEqual(logits, LastLogits(ref.get())))
       << "logits after a restore in another process differ (engine " << Engine() << ")";
 }
 

@@ -173,6 +173,33 @@ TEST_F(SchedulerTest, ThePoolServesAPrefixToAnotherSlotAndTheSameTokensFollow) {
   EXPECT_EQ(other.timings.pool_n, 0u);
 }
 
+// The probe of `kvpool bench serve`: a prompt, another one in the same
+// slot, then the first again. The pool restores it to its last token (full
+// chunks and the partial chunk stored at the prompt's end), not only to its
+// last full chunk.
+TEST_F(SchedulerTest, TheSamePromptAfterAnotherIsRestoredToItsLastToken) {
+  OpenPool();
+  auto s = Start(1, true);
+  ASSERT_TRUE(s);
+  const std::vector<int32_t> prompt = With(doc_, TestTokens(12, 7));
+  Outcome first = Run(*s, Greedy(prompt, 8));
+  ASSERT_TRUE(first.error.ok()) << first.error.ToString();
+  // Stored in the background when the request ended: 5 full chunks, and
+  // partial chunks at the prompt's end (342 tokens) and the generation's (350).
+  for (int i = 0; i < 1000 && pool_->Stats().chunks < 7; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(pool_->Stats().chunks, 7u);
+  Outcome other = Run(*s, Greedy(TestTokens(3 * kChunkTokens, 10), 8));
+  ASSERT_TRUE(other.error.ok()) << other.error.ToString();
+  Outcome again = Run(*s, Greedy(prompt, 8));
+  ASSERT_TRUE(again.error.ok()) << again.error.ToString();
+  EXPECT_EQ(again.timings.pool_n, prompt.size() - 1);
+  EXPECT_EQ(again.timings.cache_n, prompt.size() - 1);
+  EXPECT_EQ(again.timings.prompt_n, 1u);
+  EXPECT_FALSE(again.text.empty());
+}
+
 TEST_F(SchedulerTest, TheSlotsOwnKvIsReusedForTheNextTurn) {
   auto s = Start(1, false);
   ASSERT_TRUE(s);

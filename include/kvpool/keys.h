@@ -55,4 +55,12 @@ std::vector<ChunkKey> ChainChunkKeys(const Namespace& ns, std::span<const int32_
 ChunkKey NextChunkKey(const Namespace& ns, const ChunkKey& parent,
                       std::span<const int32_t> chunk_tokens);
 
+// The key of a *partial* chunk: the `tokens` (fewer than a chunk) that follow
+// the full chunk `parent` (a zero key at the start of a prompt). Hashed in
+// its own domain, so it never equals a full chunk's key, and over the tokens'
+// count and values, so partial chunks of different lengths never share one.
+// A partial chunk is a leaf: nothing chains from it.
+ChunkKey PartialChunkKey(const Namespace& ns, const ChunkKey& parent,
+                         std::span<const int32_t> tokens);
+
 }  // namespace kvpool

@@ -1,6 +1,7 @@
 // Connector: restore the cached prefix, decode the rest, offload new chunks.
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "kvpool_llama.h"
 #include "llama_io.h"
 #include "offloader.h"
+#include "partial_chunk.h"
 #include "restorer.h"
 
 namespace kvpool::llama {
@@ -35,7 +37,7 @@ class Connector::Impl {
         restorer_(ctx, pool, format_, shape_, options_.seq_id),
         offloader_(pool, shape_, LayoutForFormat(format_) == SegmentLayout::kSplit, stats_,
                    options_.max_pending_offload_bytes, &blobs_) {
-    restorer_.Reserve(options_.reserve_tokens / shape_.chunk_tokens);
+    restorer_.Reserve(options_.reserve_tokens);
   }
 
   Result<PrefillResult> Prefill(std::span<const int32_t> tokens);
@@ -43,14 +45,28 @@ class Connector::Impl {
   // in namespace `ns`, leaving at least one token; counts it in the stats.
   Result<PrefillResult> Restore(std::span<const int32_t> tokens, const Namespace& ns,
                                 size_t* restored_chunks);
+  // Stores the new full chunks of `tokens` from chunk `first` on, and the
+  // partial chunks at tokens.size() and `prompt_end` (0: none).
   Result<size_t> Offload(std::span<const int32_t> tokens, const Namespace& ns, size_t first,
-                         double* snapshot_seconds);
+                         size_t prompt_end, double* snapshot_seconds);
   size_t CachedTokens(std::span<const int32_t> tokens, std::string_view salt) const {
+    const Namespace ns = NamespaceFor(salt);
+    std::vector<ChunkKey> keys = FullKeys(tokens, ns);
+    keys.resize(keys.empty() ? 0 : pool_.Lookup(keys));
+    const std::optional<PartialChunk> partial = FindPartial(tokens, ns, keys);
+    return keys.size() * shape_.chunk_tokens + (partial ? partial->cells : 0);
+  }
+  // Keys of the full chunks of `tokens` a restore may use: all but its last token.
+  std::vector<ChunkKey> FullKeys(std::span<const int32_t> tokens, const Namespace& ns) const {
     const uint32_t t = shape_.chunk_tokens;
     const size_t usable = tokens.empty() ? 0 : (tokens.size() - 1) / t;
-    if (usable == 0) return 0;
-    std::vector<ChunkKey> keys = ChainChunkKeys(NamespaceFor(salt), tokens.first(usable * t), t);
-    return pool_.Lookup(keys) * t;
+    return ChainChunkKeys(ns, tokens.first(usable * t), t);
+  }
+  // The partial chunk to restore after the present full chunks `found`.
+  std::optional<PartialChunk> FindPartial(std::span<const int32_t> tokens, const Namespace& ns,
+                                          std::span<const ChunkKey> found) const {
+    if (!options_.partial_chunks) return std::nullopt;
+    return FindPartialChunk(pool_, ns, tokens, found, shape_.chunk_tokens);
   }
   Namespace NamespaceFor(std::string_view salt) const {
     return MakeNamespace(fingerprint_, format_, shape_, std::string(salt));
@@ -100,28 +116,32 @@ Result<PrefillResult> Connector::Impl::Restore(std::span<const int32_t> tokens,
   r.prompt_tokens = tokens.size();
   ClearSequence(ctx_, options_.seq_id);
 
-  // At least one token must be decoded to get logits.
-  const size_t usable = (tokens.size() - 1) / t;
-  std::vector<ChunkKey> keys = ChainChunkKeys(ns, tokens.first(usable * t), t);
+  std::vector<ChunkKey> keys = FullKeys(tokens, ns);  // at least one token is decoded
   Clock::time_point t0 = Clock::now();
-  r.cached_chunks = usable > 0 ? pool_.Lookup(keys) : 0;
+  r.cached_chunks = keys.empty() ? 0 : pool_.Lookup(keys);
+  keys.resize(r.cached_chunks);
+  const std::optional<PartialChunk> partial = FindPartial(tokens, ns, keys);
   r.lookup_seconds = Since(t0);
-  size_t restored = 0;
-  if (r.cached_chunks > 0) {
+  size_t cells = 0;
+  if (!keys.empty() || partial) {
     std::string failure;
-    restored = restorer_.Restore(std::span(keys).first(r.cached_chunks), r, &failure);
+    cells = restorer_.Restore(keys, partial ? &*partial : nullptr, r, &failure);
     if (!failure.empty()) Fail(r, failure);
   }
-  r.restored_tokens = restored * t;
+  const size_t restored = std::min<size_t>(cells / t, r.cached_chunks);
+  r.restored_tokens = cells;
+  r.partial_tokens = cells - restored * t;
   r.computed_tokens = tokens.size() - r.restored_tokens;
+  const size_t wanted = r.cached_chunks * t + (partial ? partial->cells : 0);
   stats_.Update([&](ConnectorStats& st) {
     ++st.prefills;
     st.prompt_tokens += r.prompt_tokens;
     st.hit_chunks += r.cached_chunks;
     st.restored_chunks += restored;
+    st.restored_partial_chunks += r.partial_tokens > 0 ? 1 : 0;
     st.restored_tokens += r.restored_tokens;
     st.computed_tokens += r.computed_tokens;
-    st.recomputed_tokens += (r.cached_chunks - restored) * t;
+    st.recomputed_tokens += wanted - r.restored_tokens;
   });
   *restored_chunks = restored;
   return r;
@@ -138,21 +158,28 @@ Result<PrefillResult> Connector::Impl::Prefill(std::span<const int32_t> tokens) 
   r.ttft_seconds = Since(start);
   if (!s.ok()) return s;
   if (options_.offload) {
-    Result<size_t> queued = Offload(tokens, ns_, restored, &r.snapshot_seconds);
+    Result<size_t> queued = Offload(tokens, ns_, restored, 0, &r.snapshot_seconds);
     if (queued.ok()) r.offload_chunks = *queued;
   }
   return r;
 }
 
 Result<size_t> Connector::Impl::Offload(std::span<const int32_t> tokens, const Namespace& ns,
-                                        size_t first, double* snapshot_seconds) {
+                                        size_t first, size_t prompt_end,
+                                        double* snapshot_seconds) {
   const uint32_t t = shape_.chunk_tokens;
   std::vector<ChunkKey> keys = ChainChunkKeys(ns, tokens, t);
-  if (keys.size() <= first) return size_t{0};
+  std::vector<PartialChunk> partials;
+  if (options_.partial_chunks) {
+    const size_t ends[2] = {tokens.size(), prompt_end};
+    for (PartialChunk& p : PartialChunksAt(ns, tokens, keys, ends, t)) {
+      if (pool_.Lookup({&p.key, 1}) == 0) partials.push_back(p);
+    }
+  }
   // Chunks the pool already holds (a prefix) are not copied out again.
-  const size_t held = pool_.Lookup(keys);
-  if (held == keys.size()) return size_t{0};  // nothing new
+  const size_t held = keys.size() <= first ? keys.size() : pool_.Lookup(keys);
   first = std::max(first, held);
+  if (first >= keys.size() && partials.empty()) return size_t{0};  // nothing new
   Clock::time_point t0 = Clock::now();
   Result<Snapshot> snap = TakeSnapshot(ctx_, options_.seq_id, &blobs_);
   if (snapshot_seconds != nullptr) *snapshot_seconds = Since(t0);
@@ -161,16 +188,17 @@ Result<size_t> Connector::Impl::Offload(std::span<const int32_t> tokens, const N
     bad = snap.status().WithContext("snapshot");
   } else if (!(snap->state.format == format_)) {
     bad = Status::Corruption("snapshot: the state format differs from the one probed at Create");
-  } else if (snap->state.cells < keys.size() * t || !snap->state.PositionsAreCellIndices()) {
+  } else if (snap->state.cells < (partials.empty() ? keys.size() * t : tokens.size()) ||
+             !snap->state.PositionsAreCellIndices()) {
     bad = Status::InvalidArgument("snapshot: the sequence does not hold tokens 0.." +
-                                  std::to_string(keys.size() * t - 1) + " in cells 0.. in order");
+                                  std::to_string(tokens.size() - 1) + " in cells 0.. in order");
   }
   if (!bad.ok()) {
     Skip(bad.ToString());
     return bad;
   }
-  const size_t handed_over = keys.size() - first;
-  if (!offloader_.Submit(std::move(*snap), std::move(keys), first)) {
+  const size_t handed_over = keys.size() - std::min(first, keys.size());
+  if (!offloader_.Submit(std::move(*snap), std::move(keys), first, std::move(partials))) {
     Status full = Status::Busy("offload backlog over max_pending_offload_bytes (" +
                                std::to_string(options_.max_pending_offload_bytes) + " B)");
     Skip(full.ToString());
@@ -232,10 +260,11 @@ size_t Connector::CachedTokens(std::span<const int32_t> tokens,
   return impl_->CachedTokens(tokens, tenant_salt);
 }
 Result<size_t> Connector::Offload(std::span<const int32_t> tokens) {
-  return impl_->Offload(tokens, impl_->ns(), 0, nullptr);
+  return impl_->Offload(tokens, impl_->ns(), 0, 0, nullptr);
 }
-Result<size_t> Connector::Offload(std::span<const int32_t> tokens, std::string_view tenant_salt) {
-  return impl_->Offload(tokens, impl_->NamespaceFor(tenant_salt), 0, nullptr);
+Result<size_t> Connector::Offload(std::span<const int32_t> tokens, std::string_view tenant_salt,
+                                  size_t prompt_tokens) {
+  return impl_->Offload(tokens, impl_->NamespaceFor(tenant_salt), 0, prompt_tokens, nullptr);
 }
 void Connector::Flush() { impl_->Flush(); }
 ConnectorStats Connector::Stats() const { return impl_->Stats(); }

@@ -2,8 +2,8 @@
 //
 // A Connector serves one sequence of one llama_context from a Pool shared by
 // any number of connectors. Prefill(tokens) restores the longest prefix of
-// `tokens` whose chunks the pool holds into the sequence, decodes only the
-// rest, and then stores the prompt's new full chunks in the background:
+// `tokens` whose KV the pool holds into the sequence, decodes only the rest,
+// and then stores the prompt's new KV in the background:
 //
 //   kvpool::PoolOptions po = ...;                      // devices
 //   po.shape = *kvpool::llama::Connector::KvShape(ctx, 256);
@@ -21,6 +21,12 @@
 // in a namespace made from the model file's fingerprint, the KV cache's
 // types and layout and the tenant salt: another model or KV type is a miss,
 // never wrong KV.
+//
+// Partial chunks: a sequence's last cells that do not fill a chunk are
+// stored too, as a "partial chunk" hanging from its last full chunk, so that
+// a restore reaches the token (the same prompt again: all but its last
+// token), not only the last full chunk. Each costs one chunk of pool space
+// and a restore up to chunk_tokens - 1 extra lookups (partial_chunk.h).
 //
 // Failures never fail a Prefill that llama.cpp itself can do: a pool that is
 // full, a device that fails or a blob llama.cpp rejects means the tokens are
@@ -56,8 +62,11 @@ struct ConnectorOptions {
   std::string tenant_salt;
   // The sequence of the context this connector serves. Default: 0.
   int32_t seq_id = 0;
-  // Store the prompt's new full chunks after each Prefill. Default: true.
+  // Store the prompt's new KV after each Prefill. Default: true.
   bool offload = true;
+  // Store and restore partial chunks (above). Default: true; false restores
+  // and stores whole chunks only.
+  bool partial_chunks = true;
   // Bytes of snapshots queued for the background writer; a snapshot that
   // would exceed it is not stored (offload_skipped). Default: 0 = unbounded.
   size_t max_pending_offload_bytes = 0;
@@ -78,8 +87,9 @@ struct SourceDevice {
 
 struct PrefillResult {
   size_t prompt_tokens = 0;
-  size_t cached_chunks = 0;           // chunks Lookup found for this prompt
+  size_t cached_chunks = 0;           // full chunks Lookup found for this prompt
   size_t restored_tokens = 0;         // tokens whose KV came from the pool
+  size_t partial_tokens = 0;          // of which from a partial chunk
   size_t computed_tokens = 0;         // tokens decoded by llama.cpp
   std::vector<SourceDevice> sources;  // devices that served the restore
   double lookup_seconds = 0;
@@ -94,7 +104,7 @@ struct PrefillResult {
   double decode_seconds = 0;    // llama_decode of the uncached tokens
   double ttft_seconds = 0;      // call to the last token's logits being ready
   double snapshot_seconds = 0;  // after TTFT: llama_state_seq_get_data for offload
-  size_t offload_chunks = 0;    // chunks handed to the background writer
+  size_t offload_chunks = 0;    // full chunks handed to the background writer
   std::string fallback;         // empty, or why cached tokens were recomputed
 
   // Time to bring the cached prefix into the context.
@@ -106,12 +116,14 @@ struct ConnectorStats {
   uint64_t prompt_tokens = 0;
   uint64_t restored_tokens = 0;
   uint64_t computed_tokens = 0;
-  uint64_t hit_chunks = 0;         // found by Lookup
-  uint64_t restored_chunks = 0;    // put into the context
+  uint64_t hit_chunks = 0;         // full chunks found by Lookup
+  uint64_t restored_chunks = 0;    // full chunks put into the context
+  uint64_t restored_partial_chunks = 0;  // partial chunks put into the context
   uint64_t restore_failures = 0;   // retrieve errors, short reads, rejected blobs
   uint64_t recomputed_tokens = 0;  // cached tokens decoded again after a failure
   uint64_t offload_jobs = 0;
-  uint64_t offloaded_chunks = 0;  // newly stored by the pool
+  uint64_t offloaded_chunks = 0;  // full chunks newly stored by the pool
+  uint64_t offloaded_partial_chunks = 0;
   uint64_t offload_failures = 0;  // jobs the pool refused or failed (full, I/O error)
   uint64_t offload_skipped = 0;   // snapshots not stored (see last_error)
   std::string last_error;         // the latest failure, for logs
@@ -141,36 +153,43 @@ class Connector {
   Connector& operator=(const Connector&) = delete;
 
   // Replaces the sequence's content with `tokens` (positions 0..n-1): restores
-  // the longest cached prefix of whole chunks (leaving at least one token to
-  // decode), decodes the rest in llama_n_batch pieces with logits for the
+  // the longest cached prefix (leaving at least one token to decode), decodes
+  // the rest in llama_n_batch pieces with logits for the
   // last token only (llama_get_logits_ith(ctx, -1)), then, if enabled, takes
-  // a snapshot and stores the new full chunks in the background.
+  // a snapshot and stores the new chunks (and the partial one at the end) in
+  // the background.
   // Errors: InvalidArgument (empty prompt), NoSpace (n_ctx too small),
   // Aborted (llama_decode failed). Pool problems are never errors here.
   Result<PrefillResult> Prefill(std::span<const int32_t> tokens);
 
   // Restore only, for engines that decode the rest themselves (e.g. in a
   // batch shared with other sequences): clears the sequence, then restores
-  // the longest cached prefix of whole chunks of `tokens`, leaving at least
-  // one token, in the namespace of `tenant_salt` (ConnectorOptions's salt is
+  // the longest cached prefix of `tokens`, leaving at least one token, in
+  // the namespace of `tenant_salt` (ConnectorOptions's salt is
   // not used). The result's computed_tokens are the ones left to decode, at
   // positions restored_tokens..; decode_seconds and ttft_seconds stay 0.
   // Errors: InvalidArgument (empty prompt). Pool problems are never errors.
   Result<PrefillResult> Restore(std::span<const int32_t> tokens, std::string_view tenant_salt);
-  // The tokens Restore(tokens, tenant_salt) would restore if called now (a
-  // multiple of the chunk size; one pool Lookup). Thread-safe.
+  // The tokens Restore(tokens, tenant_salt) would restore if called now (one
+  // pool Lookup, and up to chunk_tokens - 1 more for a partial chunk).
+  // Thread-safe.
   size_t CachedTokens(std::span<const int32_t> tokens, std::string_view tenant_salt) const;
 
   // Stores the full chunks of `tokens`, which the sequence holds at
-  // positions 0..n-1 (e.g. after Prefill and generation), in the background:
-  // takes a snapshot now (llama_state_seq_get_data), cuts and writes it on the
-  // connector's thread. Returns the number of chunks handed over (0 when the
-  // pool has them all). Errors (also counted as offload_skipped): Corruption
+  // positions 0..n-1 (e.g. after Prefill and generation), and the partial
+  // chunk at its end, in the background: takes a snapshot now
+  // (llama_state_seq_get_data), cuts and writes it on the connector's
+  // thread. Returns the number of full chunks handed over (0 when the pool
+  // has them all; a partial chunk may still have been). Errors (also counted as offload_skipped): Corruption
   // when the snapshot does not parse, InvalidArgument when the sequence does
   // not hold those tokens in cell order.
   Result<size_t> Offload(std::span<const int32_t> tokens);
-  // The same in the namespace of `tenant_salt`.
-  Result<size_t> Offload(std::span<const int32_t> tokens, std::string_view tenant_salt);
+  // The same in the namespace of `tenant_salt`; with `prompt_tokens` (0 <
+  // prompt_tokens < tokens.size(): a prompt followed by its generated
+  // tokens) also the partial chunk at the prompt's end, so that the same
+  // prompt sent again is restored to its last token.
+  Result<size_t> Offload(std::span<const int32_t> tokens, std::string_view tenant_salt,
+                         size_t prompt_tokens = 0);
 
   // Blocks until every background offload finished.
   void Flush();

@@ -1,5 +1,6 @@
 #include "offloader.h"
 
+#include <cstring>
 #include <utility>
 
 #include "kv_layout.h"
@@ -30,7 +31,8 @@ Offloader::~Offloader() {
   thread_.join();
 }
 
-bool Offloader::Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first) {
+bool Offloader::Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first,
+                       std::vector<PartialChunk> partials) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const size_t bytes = snapshot.blob.size();
@@ -39,7 +41,7 @@ bool Offloader::Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t fir
       return false;
     }
     pending_bytes_ += bytes;
-    queue_.push_back(Job{std::move(snapshot), std::move(keys), first});
+    queue_.push_back(Job{std::move(snapshot), std::move(keys), first, std::move(partials)});
   }
   cv_.notify_all();
   return true;
@@ -91,26 +93,69 @@ ConstKvBuffer Offloader::Segments(const Job& job, Bytes& staging) const {
 }
 
 void Offloader::ReleaseBlob(Job& job) {
+  if (job.snapshot.blob.data() == nullptr) return;  // released already
   if (recycler_ != nullptr) recycler_->Give(std::move(job.snapshot.blob));
   job.snapshot = Snapshot{};
 }
 
-void Offloader::Store(Job& job) {
-  const size_t n = job.keys.size() - job.first;
-  Bytes staging;
-  const ConstKvBuffer source = Segments(job, staging);
-  if (!split_) ReleaseBlob(job);  // staging holds the segments now
-  Result<OffloadHandle> h = pool_.Offload(job.keys, source);
+std::vector<ConstKvBuffer> Offloader::PartialSegments(const Job& job, Bytes& staging) const {
+  const Snapshot& snap = job.snapshot;
+  const size_t stride = StagingStride(shape_);
+  const size_t per_chunk = shape_.layers * stride;
+  staging = Bytes(job.partials.size() * per_chunk, kSegmentAlignment);
+  std::memset(staging.data(), 0, staging.size());
+  std::vector<ConstKvBuffer> out;
+  for (size_t i = 0; i < job.partials.size(); ++i) {
+    const PartialChunk& p = job.partials[i];
+    ConstKvBuffer source;
+    source.chunk_stride = stride;
+    source.first_chunk = p.chunk;
+    for (uint32_t l = 0; l < shape_.layers; ++l) {
+      std::byte* segment = staging.data() + i * per_chunk + l * stride;
+      CopyOutPartial(snap.state, snap.blob.data(), split_, shape_.chunk_tokens, p.chunk, p.cells, l,
+                     segment);
+      source.layer_base.push_back(segment);
+    }
+    out.push_back(std::move(source));
+  }
+  return out;
+}
+
+void Offloader::StoreChunks(std::span<const ChunkKey> keys, const ConstKvBuffer& source,
+                            bool partial) {
+  const size_t n = keys.size() - source.first_chunk;
+  Result<OffloadHandle> h = pool_.Offload(keys, source);
   Result<size_t> stored = h.ok() ? h->Wait() : Result<size_t>(h.status());
-  if (split_) ReleaseBlob(job);  // the pool wrote from it until now
   stats_.Update([&](ConnectorStats& s) {
     if (stored.ok()) {
-      s.offloaded_chunks += *stored;
-    } else {
-      ++s.offload_failures;
-      s.last_error = "offload of " + std::to_string(n) + " chunks: " + stored.status().ToString();
+      (partial ? s.offloaded_partial_chunks : s.offloaded_chunks) += *stored;
+      return;
     }
+    ++s.offload_failures;
+    s.last_error = (partial ? std::string("offload of a partial chunk: ")
+                            : "offload of " + std::to_string(n) + " chunks: ") +
+                   stored.status().ToString();
   });
+}
+
+void Offloader::Store(Job& job) {
+  Bytes partial_staging;
+  const std::vector<ConstKvBuffer> partials = PartialSegments(job, partial_staging);
+  if (job.first < job.keys.size()) {
+    Bytes staging;
+    const ConstKvBuffer source = Segments(job, staging);
+    if (!split_) ReleaseBlob(job);  // staging holds the segments now
+    StoreChunks(job.keys, source, false);
+  }
+  ReleaseBlob(job);  // the pool wrote from it until now (split)
+  // Each partial chunk once the full chunks it hangs from are stored.
+  std::vector<ChunkKey> keys;
+  for (size_t i = 0; i < partials.size(); ++i) {
+    const PartialChunk& p = job.partials[i];
+    keys.assign(job.keys.begin(), job.keys.begin() + static_cast<std::ptrdiff_t>(p.chunk));
+    keys.push_back(p.key);
+    StoreChunks(keys, partials[i], true);
+  }
 }
 
 }  // namespace kvpool::llama

@@ -12,6 +12,7 @@
 
 #include "kvpool_llama.h"
 #include "llama_io.h"
+#include "partial_chunk.h"
 
 namespace kvpool::llama {
 
@@ -51,10 +52,13 @@ class Offloader {
   Offloader& operator=(const Offloader&) = delete;
 
   // Stores chunks [first, keys.size()) of `snapshot` (whose cells are at
-  // positions 0.. in cell order and number at least keys.size() x chunk_tokens).
+  // positions 0.. in cell order and number at least keys.size() x chunk_tokens),
+  // then each of `partials` (chunk <= keys.size(), its cells in the snapshot)
+  // as a child of the full chunk before it.
   // Returns false, storing nothing, when the snapshot would take the queued
   // bytes over max_pending_bytes (a snapshot is always taken when none waits).
-  bool Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first);
+  bool Submit(Snapshot snapshot, std::vector<ChunkKey> keys, size_t first,
+              std::vector<PartialChunk> partials = {});
   // Blocks until every submitted job finished.
   void Flush();
 
@@ -63,11 +67,18 @@ class Offloader {
     Snapshot snapshot;
     std::vector<ChunkKey> keys;
     size_t first = 0;
+    std::vector<PartialChunk> partials;
   };
   void Run();
   void Store(Job& job);
   // The job's segments: in its snapshot (split), or copied into `staging`.
   ConstKvBuffer Segments(const Job& job, Bytes& staging) const;
+  // Copies the cells of each partial chunk into `staging` (zeros after
+  // them), one whole chunk per partial chunk and layer; returns a buffer
+  // per partial chunk.
+  std::vector<ConstKvBuffer> PartialSegments(const Job& job, Bytes& staging) const;
+  // Stores `source`'s chunks [source.first_chunk, keys.size()); counts them.
+  void StoreChunks(std::span<const ChunkKey> keys, const ConstKvBuffer& source, bool partial);
   // Hands the snapshot's blob back to the recycler; once per job.
   void ReleaseBlob(Job& job);
 

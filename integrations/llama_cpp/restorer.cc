@@ -86,13 +86,15 @@ std::span<std::byte> Restorer::Blob(size_t bytes) {
   return blob_.span().first(bytes);
 }
 
-void Restorer::Reserve(size_t chunks) {
-  if (chunks == 0) return;
+void Restorer::Reserve(size_t tokens) {
+  if (tokens == 0) return;
   if (!split_) {
-    Staging(chunks);
+    Staging(tokens / shape_.chunk_tokens);
     std::memset(staging_.data(), 0, staging_.size());
   }
-  Blob(format_.BlobBytes(static_cast<uint32_t>(chunks * shape_.chunk_tokens)));
+  PartialStaging();
+  std::memset(partial_.data(), 0, partial_.size());
+  Blob(format_.BlobBytes(static_cast<uint32_t>(tokens)));
   std::memset(blob_.data(), 0, blob_.size());
 }
 
@@ -105,9 +107,8 @@ size_t Restorer::CopyLayer(const ParsedState& layout, const KvBuffer& staging, s
   return chunks * SegmentBytes(format_.layers[layer], shape_.chunk_tokens);
 }
 
-Result<ParsedState> Restorer::Shrink(const ParsedState& layout, size_t chunks,
+Result<ParsedState> Restorer::Shrink(const ParsedState& layout, uint32_t cells,
                                      std::vector<bool>& copied, PrefillResult& r) {
-  const auto cells = static_cast<uint32_t>(chunks * shape_.chunk_tokens);
   if (split_) {  // the rows are in the blob already: move them together
     r.assembled_bytes += cells * format_.CellBytes();
     return KeepFirstCells(layout, cells, blob_.span());
@@ -116,69 +117,133 @@ Result<ParsedState> Restorer::Shrink(const ParsedState& layout, size_t chunks,
   return WriteSeqStateHeaders(format_, seq_id_, cells, Blob(format_.BlobBytes(cells)));
 }
 
-size_t Restorer::Restore(std::span<const ChunkKey> keys, PrefillResult& r, std::string* failure) {
+KvBuffer Restorer::PartialStaging() {
+  const size_t stride = StagingStride(shape_);
+  if (partial_.size() < shape_.layers * stride) {
+    partial_ = Bytes(shape_.layers * stride, kSegmentAlignment);
+  }
+  KvBuffer dest;
+  dest.chunk_stride = stride;
+  for (uint32_t l = 0; l < shape_.layers; ++l) dest.layer_base.push_back(partial_.data() + l * stride);
+  return dest;
+}
+
+std::optional<RetrieveHandle> Restorer::StartPartial(const PartialChunk* partial,
+                                                     std::string* failure) {
+  if (partial == nullptr) return std::nullopt;
+  Result<RetrieveHandle> h = pool_.Retrieve({&partial->key, 1}, PartialStaging(), {});
+  if (!h.ok()) {
+    *failure = "retrieve of the partial chunk: " + h.status().ToString();
+    return std::nullopt;
+  }
+  return std::move(*h);
+}
+
+bool Restorer::FinishPartial(std::optional<RetrieveHandle>& handle, std::string* failure) {
+  if (!handle) return false;
+  Result<size_t> got = handle->Wait();
+  if (got.ok() && *got == 1) return true;
+  *failure = got.ok() ? "the partial chunk was not delivered (device error, corruption or eviction)"
+                      : "retrieve of the partial chunk: " + got.status().ToString();
+  return false;
+}
+
+size_t Restorer::CopyInPartialChunk(const ParsedState& layout, const PartialChunk& partial) {
+  const KvBuffer staged = PartialStaging();
+  for (uint32_t l = 0; l < shape_.layers; ++l) {
+    CopyInPartial(layout, blob_.data(), split_, shape_.chunk_tokens, partial.chunk, partial.cells,
+                  l, staged.Segment(0, l));
+  }
+  return partial.cells * format_.CellBytes();
+}
+
+namespace {
+
+void AddFailure(std::string* failure, const std::string& why) {
+  if (why.empty()) return;
+  *failure = failure->empty() ? why : *failure + "; " + why;
+}
+
+}  // namespace
+
+size_t Restorer::Restore(std::span<const ChunkKey> keys, const PartialChunk* partial,
+                         PrefillResult& r, std::string* failure) {
   const size_t n = keys.size();
   const uint32_t t = shape_.chunk_tokens;
-  std::span<std::byte> blob = Blob(format_.BlobBytes(static_cast<uint32_t>(n * t)));
-  Result<ParsedState> layout =
-      WriteSeqStateHeaders(format_, seq_id_, static_cast<uint32_t>(n * t), blob);
+  const uint32_t extra = partial != nullptr ? partial->cells : 0;
+  const auto cells = static_cast<uint32_t>(n * t + extra);
+  std::span<std::byte> blob = Blob(format_.BlobBytes(cells));
+  Result<ParsedState> layout = WriteSeqStateHeaders(format_, seq_id_, cells, blob);
   if (!layout.ok()) {
     *failure = "assemble: " + layout.status().ToString();
     return 0;
   }
-  const KvBuffer destination = split_ ? SplitSegmentsOf(*layout, blob.data(), t) : Staging(n);
-  auto ready = std::make_shared<ReadyLayers>();
-  LayerReadyFn on_layer;
-  if (!split_) on_layer = [ready](uint32_t layer, size_t valid) { ready->Push(layer, valid); };
   std::vector<SourceDevice> before = DeviceCounters(pool_);
   Clock::time_point t0 = Clock::now();
-  Result<RetrieveHandle> h = pool_.Retrieve(keys, destination, std::move(on_layer));
-  if (!h.ok()) {
-    *failure = "retrieve: " + h.status().ToString();
-    return 0;
-  }
-  std::vector<bool> copied(shape_.layers, false);
-  if (!split_) {
-    while (auto next = ready->Pop(*h)) {  // copy each complete layer while others load
-      if (next->second < n || next->first >= shape_.layers) continue;
-      r.assembled_bytes += CopyLayer(*layout, destination, n, next->first);
-      copied[next->first] = true;
-    }
-  }
-  Result<size_t> got = h->Wait();
+  std::string partial_failure;
+  std::optional<RetrieveHandle> partial_read = StartPartial(partial, &partial_failure);
+  const Result<size_t> got = RetrieveFull(keys, *layout, blob, r);
+  const bool partial_ok = FinishPartial(partial_read, &partial_failure);
   r.retrieve_seconds = Since(t0);
   r.sources = Delta(DeviceCounters(pool_), before);
   if (!got.ok()) {
     *failure = "retrieve: " + got.status().ToString();
     return 0;
   }
-  if (*got == 0) {
-    *failure = "retrieve delivered none of " + std::to_string(n) + " cached chunks";
+  t0 = Clock::now();
+  if (*got < n) {
+    AddFailure(failure, "retrieve delivered " + std::to_string(*got) + " of " + std::to_string(n) +
+                            " cached chunks (device error, corruption or eviction)");
+  } else {
+    AddFailure(failure, partial_failure);
+  }
+  const bool with_partial = *got == n && partial_ok;
+  const auto kept = static_cast<uint32_t>(*got * t + (with_partial ? extra : 0));
+  if (kept == 0) {
+    AddFailure(failure, "nothing was restored");
     return 0;
   }
-  t0 = Clock::now();
-  if (*got < n) {  // the blob's layout depends on the cell count
-    *failure = "retrieve delivered " + std::to_string(*got) + " of " + std::to_string(n) +
-               " cached chunks (device error, corruption or eviction)";
-    layout = Shrink(*layout, *got, copied, r);
+  if (kept < cells) {  // the blob's layout depends on the cell count
+    layout = Shrink(*layout, kept, copied_, r);
     if (!layout.ok()) {
-      *failure += "; assemble: " + layout.status().ToString();
+      AddFailure(failure, "assemble: " + layout.status().ToString());
       return 0;
     }
-    blob = Blob(format_.BlobBytes(static_cast<uint32_t>(*got * t)));
+    blob = Blob(format_.BlobBytes(kept));
   }
   for (uint32_t l = 0; !split_ && l < shape_.layers; ++l) {
-    if (!copied[l]) r.assembled_bytes += CopyLayer(*layout, destination, *got, l);
+    if (!copied_[l]) r.assembled_bytes += CopyLayer(*layout, staged_, *got, l);
   }
+  if (with_partial) r.assembled_bytes += CopyInPartialChunk(*layout, *partial);
   r.assemble_seconds = Since(t0);
   t0 = Clock::now();
   Status s = RestoreSnapshot(ctx_, seq_id_, blob);
   r.restore_seconds = Since(t0);
   if (!s.ok()) {
-    *failure = "restore: " + s.ToString();
+    AddFailure(failure, "restore: " + s.ToString());
     return 0;
   }
-  return *got;
+  return kept;
+}
+
+Result<size_t> Restorer::RetrieveFull(std::span<const ChunkKey> keys, const ParsedState& layout,
+                                      std::span<std::byte> blob, PrefillResult& r) {
+  const size_t n = keys.size();
+  copied_.assign(shape_.layers, false);
+  if (n == 0) return size_t{0};
+  staged_ = split_ ? SplitSegmentsOf(layout, blob.data(), shape_.chunk_tokens) : Staging(n);
+  auto ready = std::make_shared<ReadyLayers>();
+  LayerReadyFn on_layer;
+  if (!split_) on_layer = [ready](uint32_t layer, size_t valid) { ready->Push(layer, valid); };
+  KVP_ASSIGN_OR_RETURN(RetrieveHandle h, pool_.Retrieve(keys, staged_, std::move(on_layer)));
+  if (!split_) {
+    while (auto next = ready->Pop(h)) {  // copy each complete layer while others load
+      if (next->second < n || next->first >= shape_.layers) continue;
+      r.assembled_bytes += CopyLayer(layout, staged_, n, next->first);
+      copied_[next->first] = true;
+    }
+  }
+  return h.Wait();
 }
 
 }  // namespace kvpool::llama

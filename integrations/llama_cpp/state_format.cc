@@ -272,35 +272,37 @@ size_t SegmentBytes(const LayerFormat& layer, uint32_t chunk_tokens) {
 namespace {
 
 // Calls copy(blob_offset, segment_offset, bytes) for every run of bytes of
-// (chunk, layer), in segment order.
+// the first `cells` cells of (chunk, layer), in segment order. The segment
+// keeps the layout of a whole chunk of `t` cells either way.
 template <typename Fn>
-void ForEachRun(const ParsedState& s, uint32_t chunk, uint32_t t, uint32_t layer, Fn&& copy) {
+void ForEachRun(const ParsedState& s, uint32_t chunk, uint32_t t, uint32_t cells, uint32_t layer,
+                Fn&& copy) {
   const LayerFormat& f = s.format.layers[layer];
   const size_t first = static_cast<size_t>(chunk) * t;
-  copy(s.k_offset[layer] + first * f.k_row, 0, t * f.k_row);
+  copy(s.k_offset[layer] + first * f.k_row, 0, cells * f.k_row);
   const size_t v_seg = t * f.k_row;
   if (!s.format.v_trans) {
-    copy(s.v_offset[layer] + first * f.v_row, v_seg, t * f.v_row);
+    copy(s.v_offset[layer] + first * f.v_row, v_seg, cells * f.v_row);
     return;
   }
   const size_t run = static_cast<size_t>(t) * f.v_elem;
   const size_t row = static_cast<size_t>(s.cells) * f.v_elem;
   for (uint32_t j = 0; j < f.n_embd_v; ++j) {
-    copy(s.v_offset[layer] + j * row + first * f.v_elem, v_seg + j * run, run);
+    copy(s.v_offset[layer] + j * row + first * f.v_elem, v_seg + j * run, cells * f.v_elem);
   }
 }
 
 }  // namespace
 
 void CopyOutSegment(const ParsedState& state, const std::byte* blob, uint32_t chunk,
-                    uint32_t chunk_tokens, uint32_t layer, std::byte* segment) {
-  ForEachRun(state, chunk, chunk_tokens, layer,
+                    uint32_t chunk_tokens, uint32_t layer, std::byte* segment, uint32_t cells) {
+  ForEachRun(state, chunk, chunk_tokens, cells == 0 ? chunk_tokens : cells, layer,
              [&](size_t b, size_t seg, size_t n) { std::memcpy(segment + seg, blob + b, n); });
 }
 
 void CopyInSegment(const ParsedState& state, std::byte* blob, uint32_t chunk, uint32_t chunk_tokens,
-                   uint32_t layer, const std::byte* segment) {
-  ForEachRun(state, chunk, chunk_tokens, layer,
+                   uint32_t layer, const std::byte* segment, uint32_t cells) {
+  ForEachRun(state, chunk, chunk_tokens, cells == 0 ? chunk_tokens : cells, layer,
              [&](size_t b, size_t seg, size_t n) { std::memcpy(blob + b, segment + seg, n); });
 }
 

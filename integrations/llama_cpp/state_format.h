@@ -99,10 +99,13 @@ Result<ParsedState> KeepFirstCells(const ParsedState& state, uint32_t cells,
 size_t SegmentBytes(const LayerFormat& layer, uint32_t chunk_tokens);
 
 // Copies chunk `chunk`'s cells of layer `layer` from `blob` into `segment`
-// (SegmentBytes bytes), or back. REQUIRES: (chunk + 1) x chunk_tokens <= state.cells.
+// (SegmentBytes bytes), or back. `cells` (default 0 = chunk_tokens) copies
+// only the chunk's first cells, for a partial chunk: the segment keeps a
+// whole chunk's layout and its bytes for the other cells are not touched.
+// REQUIRES: chunk x chunk_tokens + cells <= state.cells, cells <= chunk_tokens.
 void CopyOutSegment(const ParsedState& state, const std::byte* blob, uint32_t chunk,
-                    uint32_t chunk_tokens, uint32_t layer, std::byte* segment);
+                    uint32_t chunk_tokens, uint32_t layer, std::byte* segment, uint32_t cells = 0);
 void CopyInSegment(const ParsedState& state, std::byte* blob, uint32_t chunk, uint32_t chunk_tokens,
-                   uint32_t layer, const std::byte* segment);
+                   uint32_t layer, const std::byte* segment, uint32_t cells = 0);
 
 }  // namespace kvpool::llama

@@ -11,6 +11,7 @@ namespace {
 // Domain separation so that namespace ids and chunk keys never collide.
 constexpr uint64_t kNamespaceSeed = 0x6b76706f6f6c4e53ull;  // "kvpoolNS"
 constexpr uint64_t kChunkSeed = 0x6b76706f6f6c434bull;      // "kvpoolCK"
+constexpr uint64_t kPartialSeed = 0x6b76706f6f6c5043ull;    // "kvpoolPC"
 
 ChunkKey FromXXH128(XXH128_hash_t h) { return ChunkKey{h.high64, h.low64}; }
 
@@ -62,6 +63,20 @@ ChunkKey NextChunkKey(const Namespace& ns, const ChunkKey& parent,
   PutKey(st, parent);
   PutKey(st, ns.id);
   XXH3_128bits_update(st, chunk_tokens.data(), chunk_tokens.size_bytes());
+  ChunkKey key = FromXXH128(XXH3_128bits_digest(st));
+  XXH3_freeState(st);
+  return key;
+}
+
+ChunkKey PartialChunkKey(const Namespace& ns, const ChunkKey& parent,
+                         std::span<const int32_t> tokens) {
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_128bits_reset_withSeed(st, kPartialSeed);
+  PutKey(st, parent);
+  PutKey(st, ns.id);
+  const uint64_t count = tokens.size();
+  XXH3_128bits_update(st, &count, sizeof(count));
+  XXH3_128bits_update(st, tokens.data(), tokens.size_bytes());
   ChunkKey key = FromXXH128(XXH3_128bits_digest(st));
   XXH3_freeState(st);
   return key;

@@ -42,7 +42,7 @@ struct ServeBenchPhase {
 struct ServeBenchProbe {
   std::vector<double> ttft_seconds;
   // Prompt tokens the server computed (prompt - cached): what its cache did
-  // not restore, e.g. the tokens after kvpool's last whole chunk.
+  // not restore (1 when it restored all but the last token).
   std::vector<uint64_t> computed_tokens;
 };
 
