@@ -34,6 +34,7 @@ struct ServeBenchOptions {
   uint32_t dram_mib = 256;
   uint32_t disk_mib = 4096;
   uint32_t chunk_tokens = 0;  // kvpool serve --chunk-tokens; 0 = its default
+  bool no_partial_chunks = false;  // kvpool serve --no-partial-chunks
   int threads = 2;
   uint32_t ctx = 4096;
   uint32_t max_tokens = 8;

@@ -26,6 +26,8 @@ ServeBenchCommand::ServeBenchCommand(CLI::App& bench) {
   c.add_option("--disk-mib", o.disk_mib, "kvpool serve's extent device")->capture_default_str();
   c.add_option("--chunk-tokens", o.chunk_tokens, "kvpool serve --chunk-tokens (0 = its default)")
       ->capture_default_str();
+  c.add_flag("--no-partial-chunks", o.no_partial_chunks,
+             "kvpool serve --no-partial-chunks: whole chunks only, to see what partial chunks buy");
   c.add_option("--threads", o.threads, "threads of each server")->check(CLI::Range(1, 256))->capture_default_str();
   c.add_option("--ctx", o.ctx, "context of each server")->check(CLI::Range(256, 1 << 20))->capture_default_str();
   c.add_option("--max-tokens", o.max_tokens, "tokens generated per request")

@@ -58,7 +58,8 @@ ServeBenchServerSpec KvpoolServeSpec(const ServeBenchOptions& o, const std::stri
   s.name = "kvpool";
   s.description = "kvpool serve: prompt cache in the Pool, " + std::to_string(o.dram_mib) +
                   " MiB DRAM copies + " + std::to_string(o.disk_mib) +
-                  " MiB extent, kept across restarts";
+                  " MiB extent, kept across restarts" +
+                  (o.no_partial_chunks ? ", whole chunks only" : "");
   s.cache_dir = (fs::path(o.dir) / "kvpool-cache").string();
   const std::string self = ThisExecutable().string();
   s.argv = [o, self, model, dir = s.cache_dir](int port) {
@@ -70,6 +71,7 @@ ServeBenchServerSpec KvpoolServeSpec(const ServeBenchOptions& o, const std::stri
       argv.push_back("--chunk-tokens");
       argv.push_back(std::to_string(o.chunk_tokens));
     }
+    if (o.no_partial_chunks) argv.push_back("--no-partial-chunks");
     return argv;
   };
   return s;
