@@ -95,6 +95,7 @@ void Session::Dispatch(ipc::ReceivedFrame& frame) {
   Status s;
   switch (frame.header.type) {
     case ipc::MsgType::kLookup: s = OnLookup(frame); break;
+    case ipc::MsgType::kFindChild: s = OnFindChild(frame); break;
     case ipc::MsgType::kRetrieve: s = OnRetrieve(frame); break;
     case ipc::MsgType::kOffload: s = OnOffload(frame); break;
     case ipc::MsgType::kRemove: s = OnRemove(frame); break;
@@ -117,6 +118,21 @@ Status Session::OnLookup(const ipc::ReceivedFrame& f) {
   tenant_->counters().hit_chunks.fetch_add(n, std::memory_order_relaxed);
   tenant_->Touch(std::span<const ChunkKey>(keys).first(n));
   Reply(f.header.request_id, ipc::Reply{StatusCode::kOk, n, {}});
+  return Status::OK();
+}
+
+Status Session::OnFindChild(const ipc::ReceivedFrame& f) {
+  if (!tenant_) return Status::InvalidArgument("an admin connection has no tenant to look up");
+  KVP_ASSIGN_OR_RETURN(ipc::FindChildKeys m, ipc::DecodeFindChild(f.body));
+  const std::vector<ChunkKey> prefix = tenant_->PoolKeys(m.prefix);
+  const std::vector<ChunkKey> candidates = tenant_->PoolKeys(m.candidates);
+  const size_t i = daemon_.pool().FindChild(prefix, candidates);
+  tenant_->counters().lookups.fetch_add(1, std::memory_order_relaxed);
+  if (i < candidates.size()) {
+    tenant_->counters().hit_chunks.fetch_add(1, std::memory_order_relaxed);
+    tenant_->Touch(std::span<const ChunkKey>(candidates).subspan(i, 1));
+  }
+  Reply(f.header.request_id, ipc::Reply{StatusCode::kOk, i, {}});
   return Status::OK();
 }
 

@@ -64,6 +64,7 @@ class Session {
   // Each returns the refusal to send, or OK when the request was started
   // (its reply then comes from the completer) or answered.
   Status OnLookup(const ipc::ReceivedFrame& f);
+  Status OnFindChild(const ipc::ReceivedFrame& f);
   Status OnRetrieve(const ipc::ReceivedFrame& f);
   Status OnOffload(const ipc::ReceivedFrame& f);
   Status OnRemove(const ipc::ReceivedFrame& f);

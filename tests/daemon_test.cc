@@ -122,6 +122,12 @@ TEST(Daemon, TenantsAreIsolated) {
   EXPECT_EQ(OffloadAll(*a, keys, src.ConstView()), 4u);
   EXPECT_EQ(a->Lookup(keys), 4u);
   EXPECT_EQ(b->Lookup(keys), 0u) << "tenant b sees tenant a's chunks";
+  // FindChild through the daemon, in each tenant's keys: chunk 3 is chunk 2's child.
+  const std::span<const ChunkKey> prefix = std::span(keys).first(3);
+  const std::vector<ChunkKey> candidates = {keys[0], keys[3]};
+  EXPECT_EQ(a->FindChild(prefix, candidates), 1u);
+  EXPECT_EQ(a->FindChild(prefix.first(1), candidates), 2u) << "chunk 3 is not chunk 0's child";
+  EXPECT_EQ(b->FindChild(prefix, candidates), 2u) << "tenant b finds tenant a's chunk";
   EXPECT_EQ(b->Remove(keys), 0u);
   EXPECT_EQ(a->Lookup(keys), 4u);
   // Each tenant is charged for its own chunks only.

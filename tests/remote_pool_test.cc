@@ -101,6 +101,31 @@ TEST_F(RemotePoolTest, APrefixEndsAtTheFirstChunkTheClusterLacks) {
   EXPECT_TRUE(dst.SameAs(src, 3));
 }
 
+// A leaf another pool stored (for example a partial chunk) is found through
+// the cluster when it is the first candidate; the others are searched locally
+// only, so that one search is at most one round trip.
+TEST_F(RemotePoolTest, FindChildAsksTheClusterForTheFirstCandidateOnly) {
+  TempDir a_dir, b_dir;
+  auto a = OpenPool(a_dir.path(), false);
+  auto b = OpenPool(b_dir.path(), false);
+  ASSERT_TRUE(a && b);
+  const auto keys = MakeKeys(shape_, 6, 3);
+  KvData src(shape_, 6, 3);
+  ASSERT_EQ(*OffloadSync(*a, std::span(keys).first(3), src.ConstView()), 3u);
+  const std::vector<ChunkKey> with_leaf = {keys[0], keys[1], keys[2], keys[5]};
+  ASSERT_EQ(*OffloadSync(*a, with_leaf, ViewFrom(src, 3)), 1u);
+  const auto prefix = std::span(keys).first(3);
+  ASSERT_EQ(b->Lookup(prefix), 3u);
+  const uint64_t asked = b->Stats().remote_lookups;
+  EXPECT_EQ(b->FindChild(prefix, std::vector{keys[4], keys[5]}), 2u);
+  EXPECT_EQ(b->Stats().remote_lookups, asked + 1) << "one round trip, for the first candidate";
+  EXPECT_EQ(b->FindChild(prefix.first(2), std::vector{keys[5]}), 1u)
+      << "the cluster checks the parent too";
+  EXPECT_EQ(b->FindChild(prefix, std::vector{keys[5], keys[4]}), 0u);
+  EXPECT_EQ(b->FindChild(prefix, std::vector{keys[4], keys[5]}), 1u) << "adopted: now local";
+  EXPECT_EQ(b->Stats().remote_hit_chunks, 4u);
+}
+
 TEST_F(RemotePoolTest, TenantsAndModelsDoNotSeeEachOther) {
   TempDir a_dir, b_dir, c_dir;
   auto a = OpenPool(a_dir.path(), false, "tenant-a");

@@ -229,6 +229,27 @@ TEST_F(PartialPrefixTest, OffloadingAPresentPrefixStoresNothingNew) {
   EXPECT_EQ(RetrieveAndCheck(), kChunks);
 }
 
+// A leaf (for example a partial chunk) hangs from the prefix it was stored
+// after; FindChild finds it among guessed keys in one query.
+TEST_F(PartialPrefixTest, FindChildFindsTheFirstPresentLeafOfItsParent) {
+  src_ = KvData(shape_, kChunks, 13);
+  ASSERT_EQ(*OffloadSync(*pool_, std::span(keys_).first(3), src_.ConstView()), 3u);
+  const std::vector<ChunkKey> with_leaf = {keys_[0], keys_[1], keys_[2], keys_[7]};
+  ASSERT_EQ(*OffloadSync(*pool_, with_leaf, ViewFrom(src_, 3)), 1u);
+  const std::span<const ChunkKey> prefix = std::span(keys_).first(3);
+  const uint64_t lookups = pool_->Stats().lookups;
+  EXPECT_EQ(pool_->FindChild(prefix, std::vector{keys_[9], keys_[7], keys_[8]}), 1u);
+  EXPECT_EQ(pool_->Stats().lookups, lookups + 1) << "one query";
+  EXPECT_EQ(pool_->FindChild(prefix, std::vector{keys_[9], keys_[8]}), 2u)
+      << "none present: the candidates' count";
+  EXPECT_EQ(pool_->FindChild(prefix.first(2), std::vector{keys_[7]}), 1u)
+      << "present, but another chunk's child";
+  EXPECT_EQ(pool_->FindChild(prefix.first(2), std::vector{keys_[7], keys_[2]}), 1u)
+      << "a full chunk is its parent's child too";
+  EXPECT_EQ(pool_->FindChild({}, std::vector{keys_[1], keys_[0]}), 1u) << "chunk 0 has no parent";
+  EXPECT_EQ(pool_->FindChild(prefix, {}), 0u);
+}
+
 TEST_F(PartialPrefixTest, RemoveDropsChunksAndFreesTheirSpace) {
   src_ = KvData(shape_, kChunks, 12);
   ASSERT_EQ(*OffloadSync(*pool_, keys_, src_.ConstView()), kChunks);

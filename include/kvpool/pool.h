@@ -183,6 +183,17 @@ class Pool {
   // Number of leading chunks of `keys` (a chained prefix) fully present.
   virtual size_t Lookup(std::span<const ChunkKey> keys) = 0;
 
+  // The index of the first of `candidates` present as a child of
+  // prefix.back() (of no chunk when `prefix` is empty), or
+  // candidates.size(): one query for a leaf whose key the caller can only
+  // guess among several, such as a partial chunk (keys.h). The pool's own
+  // devices are searched for every candidate; a remote tier, when there is
+  // one, is asked for candidates[0] only, so that a search costs at most one
+  // round trip to it. Counts as one lookup. `prefix` is what the caller's
+  // Lookup found; it is not checked again.
+  virtual size_t FindChild(std::span<const ChunkKey> prefix,
+                           std::span<const ChunkKey> candidates) = 0;
+
   // Reads the leading present chunks of `keys` into `destination`, skipping
   // chunks [0, destination.first_chunk) that the caller already holds (for
   // example from another tier). Wait() returns the number n of leading chunks

@@ -26,7 +26,7 @@
 // stored too, as a "partial chunk" hanging from its last full chunk, so that
 // a restore reaches the token (the same prompt again: all but its last
 // token), not only the last full chunk. Each costs one chunk of pool space
-// and a restore up to chunk_tokens - 1 extra lookups (partial_chunk.h).
+// and a restore one more query (Pool::FindChild, partial_chunk.h).
 //
 // Failures never fail a Prefill that llama.cpp itself can do: a pool that is
 // full, a device that fails or a blob llama.cpp rejects means the tokens are
@@ -171,7 +171,7 @@ class Connector {
   // Errors: InvalidArgument (empty prompt). Pool problems are never errors.
   Result<PrefillResult> Restore(std::span<const int32_t> tokens, std::string_view tenant_salt);
   // The tokens Restore(tokens, tenant_salt) would restore if called now (one
-  // pool Lookup, and up to chunk_tokens - 1 more for a partial chunk).
+  // pool Lookup and one Pool::FindChild for a partial chunk).
   // Thread-safe.
   size_t CachedTokens(std::span<const int32_t> tokens, std::string_view tenant_salt) const;
 

@@ -16,13 +16,14 @@ std::optional<PartialChunk> FindPartialChunk(Pool& pool, const Namespace& ns,
   const size_t usable = tokens.size() - 1 - start;      // the last token is decoded
   const ChunkKey parent = full_keys.empty() ? ChunkKey{} : full_keys.back();
   const size_t longest = std::min<size_t>(chunk_tokens - 1, tokens.size() - start);
+  std::vector<ChunkKey> candidates;  // candidates[i] holds longest - i tokens
   for (size_t n = longest; n > 0; --n) {
-    const ChunkKey key = PartialChunkKey(ns, parent, tokens.subspan(start, n));
-    if (pool.Lookup({&key, 1}) == 1) {
-      return PartialChunk{key, full_keys.size(), static_cast<uint32_t>(std::min(n, usable))};
-    }
+    candidates.push_back(PartialChunkKey(ns, parent, tokens.subspan(start, n)));
   }
-  return std::nullopt;
+  const size_t i = pool.FindChild(full_keys, candidates);
+  if (i >= candidates.size()) return std::nullopt;
+  const size_t n = longest - i;
+  return PartialChunk{candidates[i], full_keys.size(), static_cast<uint32_t>(std::min(n, usable))};
 }
 
 std::vector<PartialChunk> PartialChunksAt(const Namespace& ns, std::span<const int32_t> tokens,

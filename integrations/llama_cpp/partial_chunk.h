@@ -38,9 +38,10 @@ struct PartialChunk {
 // The partial chunk to restore after `full_keys`, the full chunks of
 // `tokens` the pool holds: the longest one present whose tokens `tokens`
 // continues with, with cells = what of it the prompt uses (at most
-// tokens.size() - 1 cells in all). One pool Lookup per candidate length,
-// longest first: at most chunk_tokens - 1. nullopt when none is present or
-// no cell of one would be used.
+// tokens.size() - 1 cells in all). One Pool::FindChild over the candidate
+// lengths, longest first (the whole rest of a prompt sent again is the
+// first, the one a remote tier is asked for). nullopt when none is present
+// or no cell of one would be used.
 std::optional<PartialChunk> FindPartialChunk(Pool& pool, const Namespace& ns,
                                              std::span<const int32_t> tokens,
                                              std::span<const ChunkKey> full_keys,

@@ -90,6 +90,18 @@ class ClientPoolImpl final : public ClientPool {
     return static_cast<size_t>(reply->value);
   }
 
+  // A daemon that predates kFindChild refuses it: then nothing is found.
+  size_t FindChild(std::span<const ChunkKey> prefix,
+                   std::span<const ChunkKey> candidates) override {
+    auto session = Acquire();
+    if (!session.ok()) return candidates.size();
+    if (prefix.size() > ipc::kMaxKeys || candidates.size() > ipc::kMaxKeys) return candidates.size();
+    ipc::FindChildKeys m{{prefix.begin(), prefix.end()}, {candidates.begin(), candidates.end()}};
+    auto reply = session->conn->Call(ipc::MsgType::kFindChild, ipc::EncodeFindChild(m));
+    if (!reply.ok() || reply->value > candidates.size()) return candidates.size();
+    return static_cast<size_t>(reply->value);
+  }
+
   Result<RetrieveHandle> Retrieve(std::span<const ChunkKey> keys, const KvBuffer& destination,
                                   LayerReadyFn on_layer_ready) override;
   Result<OffloadHandle> Offload(std::span<const ChunkKey> keys, const ConstKvBuffer& source) override;

@@ -127,6 +127,33 @@ size_t PoolImpl::Lookup(std::span<const ChunkKey> keys) {
   return found.size();
 }
 
+size_t PoolImpl::FindChild(std::span<const ChunkKey> prefix,
+                           std::span<const ChunkKey> candidates) {
+  counters_.lookups.fetch_add(1, std::memory_order_relaxed);
+  const ChunkKey parent = prefix.empty() ? ChunkKey{} : prefix.back();
+  std::vector<ChunkRef> found;
+  size_t i = 0;
+  for (; i < candidates.size(); ++i) {
+    ChunkRef rec = glt_.Find(candidates[i]);
+    if (rec && rec->parent == parent &&
+        rec->state.load(std::memory_order_acquire) == ChunkState::kReady) {
+      found.push_back(std::move(rec));
+      break;
+    }
+  }
+  if (found.empty() && !candidates.empty() && remote_tier_ != nullptr &&
+      runners_[remote_]->in_placement() && !glt_.Find(candidates[0])) {
+    std::vector<ChunkKey> chain(prefix.begin(), prefix.end());
+    chain.push_back(candidates[0]);
+    AdoptRemote(chain, prefix.size(), &found);
+    i = 0;
+  }
+  if (found.empty()) return candidates.size();
+  Touch(found);
+  counters_.hit_chunks.fetch_add(1, std::memory_order_relaxed);
+  return i;
+}
+
 size_t PoolImpl::Remove(std::span<const ChunkKey> keys) {
   size_t n = 0;
   for (const ChunkKey& key : keys) n += EraseChunk(key, nullptr) ? 1 : 0;

@@ -51,6 +51,8 @@ class PoolImpl final : public Pool, public SlotReleaser {
 
   const PoolOptions& options() const override { return options_; }
   size_t Lookup(std::span<const ChunkKey> keys) override;
+  size_t FindChild(std::span<const ChunkKey> prefix,
+                   std::span<const ChunkKey> candidates) override;
   Result<RetrieveHandle> Retrieve(std::span<const ChunkKey> keys, const KvBuffer& destination,
                                   LayerReadyFn on_layer_ready) override;
   Result<OffloadHandle> Offload(std::span<const ChunkKey> keys,

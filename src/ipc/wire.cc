@@ -158,7 +158,7 @@ Result<Header> DecodeHeader(std::span<const std::byte> bytes) {
     return Status::InvalidArgument("header.version " + std::to_string(version) +
                                    " is not the supported version " + std::to_string(kVersion));
   }
-  if (type < static_cast<uint16_t>(MsgType::kHello) || type > static_cast<uint16_t>(MsgType::kLayerReady)) {
+  if (type < static_cast<uint16_t>(MsgType::kHello) || type > static_cast<uint16_t>(MsgType::kFindChild)) {
     return Status::InvalidArgument("header.type " + std::to_string(type) + " is not a message type");
   }
   if (h.body_len > kMaxBodyBytes) {
@@ -231,6 +231,21 @@ Result<KeyList> DecodeKeyList(std::span<const std::byte> body) {
   Reader r(body);
   KeyList m;
   m.keys = r.Keys("keys");
+  return Done(r, std::move(m));
+}
+
+std::vector<std::byte> EncodeFindChild(const FindChildKeys& m) {
+  Writer w;
+  w.Keys(m.prefix);
+  w.Keys(m.candidates);
+  return w.Take();
+}
+
+Result<FindChildKeys> DecodeFindChild(std::span<const std::byte> body) {
+  Reader r(body);
+  FindChildKeys m;
+  m.prefix = r.Keys("prefix");
+  m.candidates = r.Keys("candidates");
   return Done(r, std::move(m));
 }
 

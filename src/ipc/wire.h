@@ -47,6 +47,7 @@ enum class MsgType : uint16_t {
   kStats = 8,       // client: nothing; Reply.text is the daemon's JSON
   kReply = 9,       // daemon: status + value (+ text)
   kLayerReady = 10, // daemon: one layer of a Retrieve has landed
+  kFindChild = 11,  // client: a prefix's keys, then candidate keys
 };
 
 struct Header {
@@ -68,6 +69,12 @@ struct HelloOk {
 
 struct KeyList {
   std::vector<ChunkKey> keys;
+};
+
+// FindChild: the parent's chained prefix, then the candidate leaves.
+struct FindChildKeys {
+  std::vector<ChunkKey> prefix;
+  std::vector<ChunkKey> candidates;
 };
 
 // A run of chunks in the client's shared region, as a KvBuffer of offsets:
@@ -104,6 +111,7 @@ Result<Header> DecodeHeader(std::span<const std::byte> bytes);
 std::vector<std::byte> EncodeHello(const Hello& m);
 std::vector<std::byte> EncodeHelloOk(const HelloOk& m);
 std::vector<std::byte> EncodeKeyList(const KeyList& m);
+std::vector<std::byte> EncodeFindChild(const FindChildKeys& m);
 std::vector<std::byte> EncodeRetrieve(const Retrieve& m);
 std::vector<std::byte> EncodeOffload(const RegionSpan& m);
 std::vector<std::byte> EncodeReply(const Reply& m);
@@ -112,6 +120,7 @@ std::vector<std::byte> EncodeLayerReady(const LayerReady& m);
 Result<Hello> DecodeHello(std::span<const std::byte> body);
 Result<HelloOk> DecodeHelloOk(std::span<const std::byte> body);
 Result<KeyList> DecodeKeyList(std::span<const std::byte> body);
+Result<FindChildKeys> DecodeFindChild(std::span<const std::byte> body);
 Result<Retrieve> DecodeRetrieve(std::span<const std::byte> body);
 Result<RegionSpan> DecodeOffload(std::span<const std::byte> body);
 Result<Reply> DecodeReply(std::span<const std::byte> body);

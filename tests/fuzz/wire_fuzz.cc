@@ -56,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const std::byte> all(reinterpret_cast<const std::byte*>(data), size);
   std::span<const std::byte> body = all.subspan(1);
   (void)DecodeHeader(body);
-  switch (data[0] % 7) {
+  switch (data[0] % 8) {
     case 0: RoundTrip<Hello>(body, DecodeHello, EncodeHello); break;
     case 1: RoundTrip<HelloOk>(body, DecodeHelloOk, EncodeHelloOk); break;
     case 2: RoundTrip<KeyList>(body, DecodeKeyList, EncodeKeyList); break;
@@ -75,7 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 5: RoundTrip<Reply>(body, DecodeReply, EncodeReply); break;
-    default: RoundTrip<LayerReady>(body, DecodeLayerReady, EncodeLayerReady); break;
+    case 6: RoundTrip<LayerReady>(body, DecodeLayerReady, EncodeLayerReady); break;
+    default: RoundTrip<FindChildKeys>(body, DecodeFindChild, EncodeFindChild); break;
   }
   return 0;
 }
