@@ -14,6 +14,18 @@ constexpr uint32_t kChunk = 16;
 
 Namespace DefaultNs() { return Namespace::Make(0x1234abcdull, ""); }
 
+// Keys are part of the on-device format: a pool written by an earlier build
+// must be found by this one. These values were computed by the build that
+// introduced partial chunks; a change here orphans every stored cache.
+TEST(ChunkKeys, KeysOfAFixedInputNeverChange) {
+  const std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6, 7, 8};
+  const Namespace ns = Namespace::Make(42, "tenant");
+  EXPECT_EQ(ns.id.ToHex(), "d1ce9cc02e07ff98c49c71c90c9b615e");
+  const ChunkKey first = NextChunkKey(ns, ChunkKey{}, tokens);
+  EXPECT_EQ(first.ToHex(), "672fc45d61b8f6ba2d8c231a94a7ae17");
+  EXPECT_EQ(PartialChunkKey(ns, first, std::span(tokens).first(3)).ToHex(), "1b527a8d44ce90a41718ef61327bf583");
+}
+
 TEST(ChunkKeys, SameTokensAndNamespaceGiveSameKeys) {
   std::vector<int32_t> tokens = MakeTokens(10 * kChunk, 3);
   auto a = ChainChunkKeys(DefaultNs(), tokens, kChunk);

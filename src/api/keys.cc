@@ -56,30 +56,34 @@ Namespace Namespace::Make(uint64_t model_fingerprint, std::string_view tenant_sa
   return ns;
 }
 
-ChunkKey NextChunkKey(const Namespace& ns, const ChunkKey& parent,
-                      std::span<const int32_t> chunk_tokens) {
+namespace {
+
+// XXH3-128 seeded with `seed` over the parent key, the namespace, the token
+// count when `count` is set, and the tokens.
+ChunkKey HashChild(uint64_t seed, const Namespace& ns, const ChunkKey& parent, bool count,
+                   std::span<const int32_t> tokens) {
   XXH3_state_t* st = XXH3_createState();
-  XXH3_128bits_reset_withSeed(st, kChunkSeed);
+  XXH3_128bits_reset_withSeed(st, seed);
   PutKey(st, parent);
   PutKey(st, ns.id);
-  XXH3_128bits_update(st, chunk_tokens.data(), chunk_tokens.size_bytes());
+  const uint64_t n = tokens.size();
+  if (count) XXH3_128bits_update(st, &n, sizeof(n));
+  XXH3_128bits_update(st, tokens.data(), tokens.size_bytes());
   ChunkKey key = FromXXH128(XXH3_128bits_digest(st));
   XXH3_freeState(st);
   return key;
 }
 
+}  // namespace
+
+ChunkKey NextChunkKey(const Namespace& ns, const ChunkKey& parent,
+                      std::span<const int32_t> chunk_tokens) {
+  return HashChild(kChunkSeed, ns, parent, false, chunk_tokens);
+}
+
 ChunkKey PartialChunkKey(const Namespace& ns, const ChunkKey& parent,
                          std::span<const int32_t> tokens) {
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_128bits_reset_withSeed(st, kPartialSeed);
-  PutKey(st, parent);
-  PutKey(st, ns.id);
-  const uint64_t count = tokens.size();
-  XXH3_128bits_update(st, &count, sizeof(count));
-  XXH3_128bits_update(st, tokens.data(), tokens.size_bytes());
-  ChunkKey key = FromXXH128(XXH3_128bits_digest(st));
-  XXH3_freeState(st);
-  return key;
+  return HashChild(kPartialSeed, ns, parent, true, tokens);
 }
 
 std::vector<ChunkKey> ChainChunkKeys(const Namespace& ns, std::span<const int32_t> tokens,
