@@ -50,23 +50,24 @@ class Connector::Impl {
   Result<size_t> Offload(std::span<const int32_t> tokens, const Namespace& ns, size_t first,
                          size_t prompt_end, double* snapshot_seconds);
   size_t CachedTokens(std::span<const int32_t> tokens, std::string_view salt) const {
-    const Namespace ns = NamespaceFor(salt);
-    std::vector<ChunkKey> keys = FullKeys(tokens, ns);
-    keys.resize(keys.empty() ? 0 : pool_.Lookup(keys));
-    const std::optional<PartialChunk> partial = FindPartial(tokens, ns, keys);
-    return keys.size() * shape_.chunk_tokens + (partial ? partial->cells : 0);
+    const CachedPrefix c = FindCached(tokens, NamespaceFor(salt));
+    return c.keys.size() * shape_.chunk_tokens + (c.partial ? c.partial->cells : 0);
   }
-  // Keys of the full chunks of `tokens` a restore may use: all but its last token.
-  std::vector<ChunkKey> FullKeys(std::span<const int32_t> tokens, const Namespace& ns) const {
+  // What the pool holds of `tokens`, all but its last token: the keys of
+  // the present full chunks, then the partial chunk after them.
+  struct CachedPrefix {
+    std::vector<ChunkKey> keys;
+    std::optional<PartialChunk> partial;
+  };
+  CachedPrefix FindCached(std::span<const int32_t> tokens, const Namespace& ns) const {
     const uint32_t t = shape_.chunk_tokens;
     const size_t usable = tokens.empty() ? 0 : (tokens.size() - 1) / t;
-    return ChainChunkKeys(ns, tokens.first(usable * t), t);
-  }
-  // The partial chunk to restore after the present full chunks `found`.
-  std::optional<PartialChunk> FindPartial(std::span<const int32_t> tokens, const Namespace& ns,
-                                          std::span<const ChunkKey> found) const {
-    if (!options_.partial_chunks) return std::nullopt;
-    return FindPartialChunk(pool_, ns, tokens, found, shape_.chunk_tokens);
+    CachedPrefix c{ChainChunkKeys(ns, tokens.first(usable * t), t), std::nullopt};
+    c.keys.resize(c.keys.empty() ? 0 : pool_.Lookup(c.keys));
+    if (options_.partial_chunks) {
+      c.partial = FindPartialChunk(pool_, ns, tokens, c.keys, shape_.chunk_tokens);
+    }
+    return c;
   }
   Namespace NamespaceFor(std::string_view salt) const {
     return MakeNamespace(fingerprint_, format_, shape_, std::string(salt));
@@ -116,11 +117,9 @@ Result<PrefillResult> Connector::Impl::Restore(std::span<const int32_t> tokens,
   r.prompt_tokens = tokens.size();
   ClearSequence(ctx_, options_.seq_id);
 
-  std::vector<ChunkKey> keys = FullKeys(tokens, ns);  // at least one token is decoded
   Clock::time_point t0 = Clock::now();
-  r.cached_chunks = keys.empty() ? 0 : pool_.Lookup(keys);
-  keys.resize(r.cached_chunks);
-  const std::optional<PartialChunk> partial = FindPartial(tokens, ns, keys);
+  const auto [keys, partial] = FindCached(tokens, ns);  // at least one token is decoded
+  r.cached_chunks = keys.size();
   r.lookup_seconds = Since(t0);
   size_t cells = 0;
   if (!keys.empty() || partial) {
@@ -173,7 +172,9 @@ Result<size_t> Connector::Impl::Offload(std::span<const int32_t> tokens, const N
   if (options_.partial_chunks) {
     const size_t ends[2] = {tokens.size(), prompt_end};
     for (PartialChunk& p : PartialChunksAt(ns, tokens, keys, ends, t)) {
-      if (pool_.Lookup({&p.key, 1}) == 0) partials.push_back(p);
+      const std::span<const ChunkKey> parents = std::span(keys).first(p.chunk);
+      const bool stored = pool_.FindChild(parents, {&p.key, 1}) == 0;
+      if (!stored) partials.push_back(p);
     }
   }
   // Chunks the pool already holds (a prefix) are not copied out again.

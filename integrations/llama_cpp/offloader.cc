@@ -106,16 +106,16 @@ std::vector<ConstKvBuffer> Offloader::PartialSegments(const Job& job, Bytes& sta
   std::memset(staging.data(), 0, staging.size());
   std::vector<ConstKvBuffer> out;
   for (size_t i = 0; i < job.partials.size(); ++i) {
-    const PartialChunk& p = job.partials[i];
+    KvBuffer segments;
     ConstKvBuffer source;
-    source.chunk_stride = stride;
-    source.first_chunk = p.chunk;
+    source.chunk_stride = segments.chunk_stride = stride;
+    source.first_chunk = job.partials[i].chunk;
     for (uint32_t l = 0; l < shape_.layers; ++l) {
-      std::byte* segment = staging.data() + i * per_chunk + l * stride;
-      CopyOutPartial(snap.state, snap.blob.data(), split_, shape_.chunk_tokens, p.chunk, p.cells, l,
-                     segment);
-      source.layer_base.push_back(segment);
+      segments.layer_base.push_back(staging.data() + i * per_chunk + l * stride);
+      source.layer_base.push_back(segments.layer_base.back());
     }
+    CopyOutPartial(snap.state, snap.blob.data(), split_, shape_.chunk_tokens, job.partials[i],
+                   segments);
     out.push_back(std::move(source));
   }
   return out;

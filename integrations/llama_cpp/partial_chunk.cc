@@ -43,38 +43,38 @@ std::vector<PartialChunk> PartialChunksAt(const Namespace& ns, std::span<const i
   return out;
 }
 
-namespace {
-
-// A kSplit pool layer's first byte of chunk `chunk` in the blob, and its row size.
-std::pair<size_t, size_t> SplitRun(const ParsedState& state, uint32_t layer, size_t chunk,
-                                   uint32_t chunk_tokens) {
-  const size_t row = state.format.layers[0].k_row;
-  const size_t model_layer = layer / 2;
-  const size_t base = layer % 2 == 0 ? state.k_offset[model_layer] : state.v_offset[model_layer];
-  return {base + chunk * chunk_tokens * row, row};
-}
-
-}  // namespace
-
 void CopyOutPartial(const ParsedState& state, const std::byte* blob, bool split,
-                    uint32_t chunk_tokens, size_t chunk, uint32_t cells, uint32_t layer,
-                    std::byte* segment) {
+                    uint32_t chunk_tokens, const PartialChunk& p, const KvBuffer& segments) {
   if (!split) {
-    CopyOutSegment(state, blob, static_cast<uint32_t>(chunk), chunk_tokens, layer, segment, cells);
+    for (size_t l = 0; l < segments.layer_base.size(); ++l) {
+      CopyOutSegment(state, blob, static_cast<uint32_t>(p.chunk), chunk_tokens,
+                     static_cast<uint32_t>(l), segments.layer_base[l], p.cells);
+    }
     return;
   }
-  const auto [offset, row] = SplitRun(state, layer, chunk, chunk_tokens);
-  std::memcpy(segment, blob + offset, cells * row);
+  const ConstKvBuffer runs = SplitSegmentsOf(state, blob, chunk_tokens);
+  const size_t row = runs.chunk_stride / chunk_tokens;
+  for (size_t l = 0; l < segments.layer_base.size(); ++l) {
+    std::memcpy(segments.layer_base[l], runs.Segment(p.chunk, static_cast<uint32_t>(l)),
+                p.cells * row);
+  }
 }
 
 void CopyInPartial(const ParsedState& state, std::byte* blob, bool split, uint32_t chunk_tokens,
-                   size_t chunk, uint32_t cells, uint32_t layer, const std::byte* segment) {
+                   const PartialChunk& p, const KvBuffer& segments) {
   if (!split) {
-    CopyInSegment(state, blob, static_cast<uint32_t>(chunk), chunk_tokens, layer, segment, cells);
+    for (size_t l = 0; l < segments.layer_base.size(); ++l) {
+      CopyInSegment(state, blob, static_cast<uint32_t>(p.chunk), chunk_tokens,
+                    static_cast<uint32_t>(l), segments.layer_base[l], p.cells);
+    }
     return;
   }
-  const auto [offset, row] = SplitRun(state, layer, chunk, chunk_tokens);
-  std::memcpy(blob + offset, segment, cells * row);
+  const KvBuffer runs = SplitSegmentsOf(state, blob, chunk_tokens);
+  const size_t row = runs.chunk_stride / chunk_tokens;
+  for (size_t l = 0; l < segments.layer_base.size(); ++l) {
+    std::memcpy(runs.Segment(p.chunk, static_cast<uint32_t>(l)), segments.layer_base[l],
+                p.cells * row);
+  }
 }
 
 }  // namespace kvpool::llama

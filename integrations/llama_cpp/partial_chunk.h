@@ -55,14 +55,15 @@ std::vector<PartialChunk> PartialChunksAt(const Namespace& ns, std::span<const i
                                           std::span<const ChunkKey> full_keys,
                                           std::span<const size_t> ends, uint32_t chunk_tokens);
 
-// Copies the first `cells` cells of chunk `chunk` of pool layer `layer`
-// between a blob laid out as `state` says and a segment of a whole chunk's
-// layout. `split`: the shape cuts segments as kv_layout.h's kSplit.
-// REQUIRES: chunk x chunk_tokens + cells <= state.cells.
+// Copies `partial`'s cells (partial.cells of chunk partial.chunk) of every
+// pool layer between a blob laid out as `state` says and `segments`, whose
+// layer_base[l] is pool layer l's segment of the partial chunk (a whole
+// chunk's layout). `split`: the shape cuts segments as kv_layout.h's kSplit.
+// REQUIRES: partial.chunk x chunk_tokens + partial.cells <= state.cells,
+// one layer_base per pool layer.
 void CopyOutPartial(const ParsedState& state, const std::byte* blob, bool split,
-                    uint32_t chunk_tokens, size_t chunk, uint32_t cells, uint32_t layer,
-                    std::byte* segment);
+                    uint32_t chunk_tokens, const PartialChunk& partial, const KvBuffer& segments);
 void CopyInPartial(const ParsedState& state, std::byte* blob, bool split, uint32_t chunk_tokens,
-                   size_t chunk, uint32_t cells, uint32_t layer, const std::byte* segment);
+                   const PartialChunk& partial, const KvBuffer& segments);
 
 }  // namespace kvpool::llama

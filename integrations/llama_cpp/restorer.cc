@@ -108,12 +108,12 @@ size_t Restorer::CopyLayer(const ParsedState& layout, const KvBuffer& staging, s
 }
 
 Result<ParsedState> Restorer::Shrink(const ParsedState& layout, uint32_t cells,
-                                     std::vector<bool>& copied, PrefillResult& r) {
+                                     PrefillResult& r) {
   if (split_) {  // the rows are in the blob already: move them together
     r.assembled_bytes += cells * format_.CellBytes();
     return KeepFirstCells(layout, cells, blob_.span());
   }
-  copied.assign(copied.size(), false);  // staging still has them: lay the blob out again
+  copied_.assign(copied_.size(), false);  // staging still has them: lay the blob out again
   return WriteSeqStateHeaders(format_, seq_id_, cells, Blob(format_.BlobBytes(cells)));
 }
 
@@ -149,11 +149,7 @@ bool Restorer::FinishPartial(std::optional<RetrieveHandle>& handle, std::string*
 }
 
 size_t Restorer::CopyInPartialChunk(const ParsedState& layout, const PartialChunk& partial) {
-  const KvBuffer staged = PartialStaging();
-  for (uint32_t l = 0; l < shape_.layers; ++l) {
-    CopyInPartial(layout, blob_.data(), split_, shape_.chunk_tokens, partial.chunk, partial.cells,
-                  l, staged.Segment(0, l));
-  }
+  CopyInPartial(layout, blob_.data(), split_, shape_.chunk_tokens, partial, PartialStaging());
   return partial.cells * format_.CellBytes();
 }
 
@@ -204,7 +200,7 @@ size_t Restorer::Restore(std::span<const ChunkKey> keys, const PartialChunk* par
     return 0;
   }
   if (kept < cells) {  // the blob's layout depends on the cell count
-    layout = Shrink(*layout, kept, copied_, r);
+    layout = Shrink(*layout, kept, r);
     if (!layout.ok()) {
       AddFailure(failure, "assemble: " + layout.status().ToString());
       return 0;

@@ -69,9 +69,8 @@ class Restorer {
   // Makes the blob hold only its first `cells` cells, after a short read;
   // returns its layout and adds the bytes copied to r.assembled_bytes.
   // Joined segments only need the headers rewritten (and every layer copied
-  // again, `copied` is reset).
-  Result<ParsedState> Shrink(const ParsedState& layout, uint32_t cells, std::vector<bool>& copied,
-                             PrefillResult& r);
+  // again: copied_ is reset).
+  Result<ParsedState> Shrink(const ParsedState& layout, uint32_t cells, PrefillResult& r);
 
   llama_context* ctx_;
   Pool& pool_;

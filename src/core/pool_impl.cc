@@ -132,9 +132,11 @@ size_t PoolImpl::FindChild(std::span<const ChunkKey> prefix,
   counters_.lookups.fetch_add(1, std::memory_order_relaxed);
   const ChunkKey parent = prefix.empty() ? ChunkKey{} : prefix.back();
   std::vector<ChunkRef> found;
+  bool first_in_table = false;  // then the remote tier has nothing newer to give
   size_t i = 0;
   for (; i < candidates.size(); ++i) {
     ChunkRef rec = glt_.Find(candidates[i]);
+    if (i == 0) first_in_table = rec != nullptr;
     if (rec && rec->parent == parent &&
         rec->state.load(std::memory_order_acquire) == ChunkState::kReady) {
       found.push_back(std::move(rec));
@@ -142,7 +144,7 @@ size_t PoolImpl::FindChild(std::span<const ChunkKey> prefix,
     }
   }
   if (found.empty() && !candidates.empty() && remote_tier_ != nullptr &&
-      runners_[remote_]->in_placement() && !glt_.Find(candidates[0])) {
+      runners_[remote_]->in_placement() && !first_in_table) {
     std::vector<ChunkKey> chain(prefix.begin(), prefix.end());
     chain.push_back(candidates[0]);
     AdoptRemote(chain, prefix.size(), &found);
