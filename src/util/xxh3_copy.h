@@ -1,7 +1,8 @@
 // A copy that computes XXH3-64 (seed 0, default secret) of the bytes it
 // moves from the registers its loads filled, so that verifying a DRAM read
 // costs no second pass over the data. util/checksum.cc uses it for large
-// payloads on x86-64 CPUs with AVX2; tests compare it with libxxhash.
+// payloads on x86-64 CPUs with AVX2 (and AVX-512 where it pays); tests
+// compare it with libxxhash.
 //
 // Why it can follow the copy's order: between two scrambles (one 1 KiB
 // block of input), XXH3 only adds to its accumulators, and what a stripe
@@ -17,6 +18,11 @@ namespace kvpool {
 
 // True when this CPU can run CopyXxh3 (AVX2).
 bool CopyXxh3Supported();
+
+// True when CopyXxh3 copies into 64-byte-aligned destinations with its
+// 512-bit loop on this CPU (AVX-512 of a generation that keeps its clock);
+// other destinations, and other CPUs, take the 256-bit loop. Same results.
+bool CopyXxh3Uses512BitLoop();
 
 // Copies `length` bytes from `src` to `dst` (no overlap) with non-temporal
 // stores and returns XXH3_64bits(src, length).
