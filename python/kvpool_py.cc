@@ -82,14 +82,16 @@ kvpool_chunk_key ToKey(py::handle key, const std::string& name) {
   return kvpool_chunk_key{ToU64(pair[0], name + "[0]"), ToU64(pair[1], name + "[1]")};
 }
 
-// A sequence of (hi, lo) pairs as C keys.
-std::vector<kvpool_chunk_key> ToKeys(py::handle keys) {
+// A sequence of (hi, lo) pairs named `name` in errors, as C keys.
+std::vector<kvpool_chunk_key> ToKeys(py::handle keys, const std::string& name = "keys") {
   if (!py::isinstance<py::sequence>(keys) || py::isinstance<py::str>(keys)) {
-    throw py::type_error("keys must be a sequence of (hi, lo) tuples");
+    throw py::type_error(name + " must be a sequence of (hi, lo) tuples");
   }
   const auto seq = py::reinterpret_borrow<py::sequence>(keys);
   std::vector<kvpool_chunk_key> out(seq.size());
-  for (size_t i = 0; i < out.size(); ++i) out[i] = ToKey(seq[i], "keys[" + std::to_string(i) + "]");
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = ToKey(seq[i], name + "[" + std::to_string(i) + "]");
+  }
   return out;
 }
 
@@ -285,6 +287,22 @@ class Pool {
     return present;
   }
 
+  // The index of the first of `candidates` present as a child of prefix[-1],
+  // or len(candidates).
+  size_t FindChild(py::handle prefix, py::handle candidates) {
+    const auto handle = Handle();
+    const std::vector<kvpool_chunk_key> p = ToKeys(prefix, "prefix");
+    const std::vector<kvpool_chunk_key> c = ToKeys(candidates, "candidates");
+    size_t index = 0;
+    kvpool_status st;
+    {
+      py::gil_scoped_release nogil;
+      st = kvpool_find_child(handle->get(), p.data(), p.size(), c.data(), c.size(), &index);
+    }
+    Check(st);
+    return index;
+  }
+
   size_t Offload(py::handle keys, py::handle layers, size_t chunk_stride, size_t first_chunk) {
     return Transfer(keys, layers, chunk_stride, first_chunk, /*retrieve=*/false);
   }
@@ -396,6 +414,15 @@ py::list ChainKeys(py::handle ns, py::handle tokens, uint32_t chunk_tokens) {
   return KeyList(keys);
 }
 
+// ValueError for an empty `tokens`: a partial chunk has at least one token.
+py::tuple PartialChunkKey(py::handle ns, py::handle parent, py::handle tokens) {
+  const kvpool_chunk_key space = ToKey(ns, "ns");
+  const kvpool_chunk_key after = ToKey(parent, "parent");
+  const std::vector<int32_t> t = ToTokens(tokens);
+  if (t.empty()) throw py::value_error("tokens must not be empty");
+  return KeyTuple(kvpool_partial_chunk_key(space, after, t.data(), t.size()));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(kvpool, m) {
@@ -425,6 +452,9 @@ PYBIND11_MODULE(kvpool, m) {
                              "segment_payload_bytes, fingerprint")
       .def_property_readonly("closed", &Pool::closed)
       .def("lookup", &Pool::Lookup, py::arg("keys"), "Number of leading chunks of keys present.")
+      .def("find_child", &Pool::FindChild, py::arg("prefix"), py::arg("candidates"),
+           "The index of the first of candidates present as a child of prefix[-1] (of no chunk "
+           "when prefix is empty), or len(candidates); prefix is what lookup found.")
       .def("offload", &Pool::Offload, py::arg("keys"), py::arg("layers"), py::arg("chunk_stride"),
            py::arg("first_chunk") = 0,
            "Stores chunks [first_chunk, len(keys)) from one readable buffer per layer; "
@@ -458,4 +488,8 @@ PYBIND11_MODULE(kvpool, m) {
   m.def("chain_keys", &ChainKeys, py::arg("ns"), py::arg("tokens"), py::arg("chunk_tokens"),
         "The chained keys of every full chunk of tokens (a buffer of int32 or a sequence of "
         "ints), as a list of (hi, lo) tuples.");
+  m.def("partial_chunk_key", &PartialChunkKey, py::arg("ns"), py::arg("parent"), py::arg("tokens"),
+        "The (hi, lo) key of a partial chunk: tokens (at least one, fewer than a chunk; int32 "
+        "as for chain_keys) that follow the full chunk parent ((0, 0) at the start of a prompt). "
+        "Stored as the last key of its parent's chain; found with Pool.find_child.");
 }

@@ -82,18 +82,46 @@ class CApiTest : public ::testing::Test {
   }
   void TearDown() override { kvpool_close(pool_); }
 
-  // Keys of `chunks` chunks of deterministic tokens in the pool's namespace.
-  std::vector<kvpool_chunk_key> Keys(size_t chunks, int32_t seed = 1) {
+  // The pool's namespace (no tenant salt).
+  kvpool_chunk_key Ns() {
     kvpool_shape shape{};
     EXPECT_EQ(kvpool_get_shape(pool_, &shape), KVPOOL_OK);
-    const kvpool_chunk_key ns = kvpool_namespace(shape.fingerprint, "");
-    std::vector<int32_t> tokens(chunks * kChunkTokens);
-    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i) * 3 + seed;
+    return kvpool_namespace(shape.fingerprint, "");
+  }
+
+  // Tokens [begin, end) of a deterministic prompt.
+  static std::vector<int32_t> Tokens(size_t begin, size_t end, int32_t seed) {
+    std::vector<int32_t> tokens;
+    for (size_t i = begin; i < end; ++i) tokens.push_back(static_cast<int32_t>(i) * 3 + seed);
+    return tokens;
+  }
+
+  // Keys of `chunks` chunks of deterministic tokens in the pool's namespace.
+  std::vector<kvpool_chunk_key> Keys(size_t chunks, int32_t seed = 1) {
+    const std::vector<int32_t> tokens = Tokens(0, chunks * kChunkTokens, seed);
     std::vector<kvpool_chunk_key> keys(chunks);
-    EXPECT_EQ(
-        kvpool_chain_keys(ns, tokens.data(), tokens.size(), kChunkTokens, keys.data(), keys.size()),
-        chunks);
+    EXPECT_EQ(kvpool_chain_keys(Ns(), tokens.data(), tokens.size(), kChunkTokens, keys.data(),
+                                keys.size()),
+              chunks);
     return keys;
+  }
+
+  // The key of the partial chunk of `n` tokens after `full` full chunks of
+  // the prompt of Keys(full, seed).
+  kvpool_chunk_key PartialKey(size_t full, size_t n, int32_t seed = 1) {
+    const std::vector<int32_t> tokens = Tokens(full * kChunkTokens, full * kChunkTokens + n, seed);
+    const kvpool_chunk_key parent = full == 0 ? kvpool_chunk_key{0, 0} : Keys(full, seed).back();
+    return kvpool_partial_chunk_key(Ns(), parent, tokens.data(), tokens.size());
+  }
+
+  size_t FindChild(const std::vector<kvpool_chunk_key>& prefix,
+                   const std::vector<kvpool_chunk_key>& candidates) {
+    size_t index = SIZE_MAX;
+    EXPECT_EQ(kvpool_find_child(pool_, prefix.data(), prefix.size(), candidates.data(),
+                                candidates.size(), &index),
+              KVPOOL_OK)
+        << kvpool_last_error();
+    return index;
   }
 
   void Offload(const std::vector<kvpool_chunk_key>& keys, HostKv& kv, size_t expect_stored) {
@@ -234,6 +262,120 @@ TEST(CApiKeys, SameAsTheCppApi) {
   EXPECT_TRUE(Contains(kvpool_last_error(), "tokens is NULL")) << kvpool_last_error();
   EXPECT_EQ(kvpool_chain_keys(ns, tokens.data(), tokens.size(), kChunkTokens, nullptr, 5), 0u);
   EXPECT_TRUE(Contains(kvpool_last_error(), "keys is NULL")) << kvpool_last_error();
+}
+
+bool SameKey(const kvpool_chunk_key& a, const kvpool_chunk_key& b) {
+  return a.hi == b.hi && a.lo == b.lo;
+}
+
+TEST(CApiKeys, PartialChunkKeySameAsTheCppApi) {
+  const uint64_t fingerprint = 0x1234abcdull;
+  const kvpool_chunk_key ns = kvpool_namespace(fingerprint, "tenant-a");
+  const Namespace cpp_ns = Namespace::Make(fingerprint, "tenant-a");
+  std::vector<int32_t> tokens(2 * kChunkTokens);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i * 7);
+  const std::vector<ChunkKey> full = ChainChunkKeys(cpp_ns, tokens, kChunkTokens);
+  ASSERT_EQ(full.size(), 2u);
+  const kvpool_chunk_key parent{full[0].hi, full[0].lo};
+  const kvpool_chunk_key zero{0, 0};
+  const int32_t* second = tokens.data() + kChunkTokens;
+
+  for (size_t n = 1; n < kChunkTokens; ++n) {
+    const ChunkKey expected = PartialChunkKey(cpp_ns, full[0], {second, n});
+    const kvpool_chunk_key key = kvpool_partial_chunk_key(ns, parent, second, n);
+    EXPECT_EQ(key.hi, expected.hi) << n;
+    EXPECT_EQ(key.lo, expected.lo) << n;
+    const ChunkKey at_start = PartialChunkKey(cpp_ns, ChunkKey{}, {tokens.data(), n});
+    const kvpool_chunk_key start = kvpool_partial_chunk_key(ns, zero, tokens.data(), n);
+    EXPECT_EQ(start.hi, at_start.hi) << n;
+    EXPECT_EQ(start.lo, at_start.lo) << n;
+    EXPECT_FALSE(SameKey(key, kvpool_partial_chunk_key(ns, parent, second, n + 1)))
+        << "lengths " << n << " and " << n + 1 << " share a key";
+    EXPECT_FALSE(SameKey(key, start)) << "the parent is hashed";
+  }
+  // A whole chunk's tokens as a partial chunk: never the full chunk's key.
+  const kvpool_chunk_key as_partial = kvpool_partial_chunk_key(ns, parent, second, kChunkTokens);
+  EXPECT_FALSE(SameKey(as_partial, kvpool_chunk_key{full[1].hi, full[1].lo}));
+  EXPECT_FALSE(SameKey(kvpool_partial_chunk_key(ns, zero, tokens.data(), kChunkTokens),
+                       kvpool_chunk_key{full[0].hi, full[0].lo}));
+  // Another namespace gives another key.
+  const kvpool_chunk_key other_ns = kvpool_namespace(fingerprint, "tenant-b");
+  EXPECT_FALSE(SameKey(kvpool_partial_chunk_key(other_ns, parent, second, 5),
+                       kvpool_partial_chunk_key(ns, parent, second, 5)));
+
+  // Bad input: the zero key and a message naming the argument.
+  EXPECT_TRUE(SameKey(kvpool_partial_chunk_key(ns, parent, second, 0), zero));
+  EXPECT_TRUE(Contains(kvpool_last_error(), "n_tokens is 0")) << kvpool_last_error();
+  EXPECT_TRUE(SameKey(kvpool_partial_chunk_key(ns, parent, nullptr, 3), zero));
+  EXPECT_TRUE(Contains(kvpool_last_error(), "tokens is NULL")) << kvpool_last_error();
+  EXPECT_TRUE(SameKey(kvpool_partial_chunk_key(ns, parent, nullptr, 0), zero));
+  EXPECT_TRUE(Contains(kvpool_last_error(), "n_tokens is 0")) << kvpool_last_error();
+}
+
+TEST_F(CApiTest, FindChildFindsAnOffloadedPartialChunk) {
+  // Three full chunks, then a partial chunk of 5 tokens stored as the leaf of
+  // their chain (as the llama.cpp connector stores one).
+  const std::vector<kvpool_chunk_key> full = Keys(3);
+  HostKv src(3, 5);
+  Offload(full, src, 3);
+  std::vector<kvpool_chunk_key> chain = full;
+  chain.push_back(PartialKey(3, 5));
+  HostKv partial(1, 11);
+  const kvpool_kv_buffer leaf = partial.View(3);
+  size_t stored = 0;
+  ASSERT_EQ(kvpool_offload(pool_, chain.data(), chain.size(), &leaf, &stored), KVPOOL_OK)
+      << kvpool_last_error();
+  EXPECT_EQ(stored, 1u);
+
+  // The candidates the prompt could continue with, longest first.
+  std::vector<kvpool_chunk_key> candidates;
+  for (size_t n = kChunkTokens - 1; n > 0; --n) candidates.push_back(PartialKey(3, n));
+  EXPECT_EQ(FindChild(full, candidates), kChunkTokens - 1 - 5);
+  EXPECT_EQ(FindChild(full, {candidates.begin() + 10, candidates.end()}), 0u);
+
+  // Absent: other lengths only, another parent, no candidates.
+  const std::vector<kvpool_chunk_key> shorter(candidates.begin() + 11, candidates.end());
+  EXPECT_EQ(FindChild(full, shorter), shorter.size());
+  EXPECT_EQ(FindChild({full.begin(), full.begin() + 2}, candidates), candidates.size());
+  EXPECT_EQ(FindChild({}, candidates), candidates.size());
+  EXPECT_EQ(FindChild(full, {}), 0u);
+  size_t index = SIZE_MAX;
+  EXPECT_EQ(kvpool_find_child(pool_, full.data(), full.size(), nullptr, 0, &index), KVPOOL_OK);
+  EXPECT_EQ(index, 0u);
+
+  // The partial chunk found is read back as the leaf of its chain.
+  HostKv dst(1, 0);
+  const kvpool_kv_buffer into = dst.View(3);
+  size_t n = 0;
+  ASSERT_EQ(kvpool_retrieve(pool_, chain.data(), chain.size(), &into, &n), KVPOOL_OK)
+      << kvpool_last_error();
+  EXPECT_EQ(n, 4u);
+  EXPECT_EQ(dst.layers, partial.layers);
+
+  // Counts as one lookup.
+  ASSERT_EQ(kvpool_flush(pool_), KVPOOL_OK);
+  kvpool_stats before{};
+  kvpool_stats after{};
+  ASSERT_EQ(kvpool_get_stats(pool_, &before), KVPOOL_OK);
+  EXPECT_EQ(FindChild(full, candidates), 10u);
+  ASSERT_EQ(kvpool_get_stats(pool_, &after), KVPOOL_OK);
+  EXPECT_EQ(after.lookups, before.lookups + 1);
+  EXPECT_EQ(after.hit_chunks, before.hit_chunks + 1);
+}
+
+TEST_F(CApiTest, FindChildAtThePromptStart) {
+  // A prompt shorter than a chunk: its partial chunk has no parent.
+  const std::vector<kvpool_chunk_key> chain = {PartialKey(0, 7, 4)};
+  HostKv src(1, 2);
+  Offload(chain, src, 1);
+  const std::vector<kvpool_chunk_key> candidates = {PartialKey(0, 8, 4), PartialKey(0, 7, 4)};
+  size_t index = SIZE_MAX;
+  ASSERT_EQ(kvpool_find_child(pool_, nullptr, 0, candidates.data(), candidates.size(), &index),
+            KVPOOL_OK)
+      << kvpool_last_error();
+  EXPECT_EQ(index, 1u);
+  EXPECT_EQ(FindChild(Keys(1, 4), candidates), candidates.size()) << "not a child of chunk 0";
+  EXPECT_EQ(Lookup(chain), 1u);
 }
 
 TEST_F(CApiTest, OffloadLookupRetrieveRoundTrip) {
@@ -433,6 +575,16 @@ TEST_F(CApiTest, ArgumentsAreValidated) {
   EXPECT_INVALID(kvpool_lookup(pool_, keys.data(), 2, nullptr), "n_present is NULL");
   EXPECT_INVALID(kvpool_lookup(pool_, nullptr, 2, &n), "keys is NULL");
   EXPECT_EQ(kvpool_lookup(pool_, nullptr, 0, &n), KVPOOL_OK);
+  EXPECT_EQ(n, 0u);
+  EXPECT_INVALID(kvpool_find_child(nullptr, keys.data(), 1, keys.data() + 1, 1, &n),
+                 "pool is NULL");
+  EXPECT_INVALID(kvpool_find_child(pool_, keys.data(), 1, keys.data() + 1, 1, nullptr),
+                 "index is NULL");
+  EXPECT_INVALID(kvpool_find_child(pool_, nullptr, 1, keys.data() + 1, 1, &n),
+                 "prefix is NULL but n_prefix is 1");
+  EXPECT_INVALID(kvpool_find_child(pool_, keys.data(), 1, nullptr, 2, &n),
+                 "candidates is NULL but n_candidates is 2");
+  EXPECT_EQ(kvpool_find_child(pool_, nullptr, 0, nullptr, 0, &n), KVPOOL_OK);
   EXPECT_EQ(n, 0u);
   EXPECT_INVALID(kvpool_retrieve(nullptr, keys.data(), 2, &buf, &n), "pool is NULL");
   EXPECT_INVALID(kvpool_retrieve(pool_, keys.data(), 2, nullptr, &n), "dst is NULL");

@@ -132,9 +132,28 @@ KVPOOL_API kvpool_chunk_key kvpool_namespace(uint64_t model_fingerprint, const c
 KVPOOL_API size_t kvpool_chain_keys(kvpool_chunk_key ns, const int32_t * tokens, size_t n_tokens,
                                     uint32_t chunk_tokens, kvpool_chunk_key * keys, size_t max_keys);
 
+/* The key of a partial chunk: the n_tokens tokens (fewer than a chunk) that
+ * follow the full chunk parent (a zero key at the start of a prompt). It never
+ * equals a full chunk's key, and partial chunks of different lengths never
+ * share one. It is a leaf: store it as the last key of its parent's chain, and
+ * find it with kvpool_find_child. Returns the zero key, with a message for
+ * kvpool_last_error(), when n_tokens is 0 or tokens is NULL. */
+KVPOOL_API kvpool_chunk_key kvpool_partial_chunk_key(kvpool_chunk_key ns, kvpool_chunk_key parent,
+                                                     const int32_t * tokens, size_t n_tokens);
+
 /* Number of leading chunks of keys (a chained prefix) present. */
 KVPOOL_API kvpool_status kvpool_lookup(kvpool_pool * pool, const kvpool_chunk_key * keys,
                                        size_t n_keys, size_t * n_present);
+
+/* *index receives the index of the first of candidates present as a child of
+ * prefix[n_prefix - 1] (of no chunk when n_prefix is 0), or n_candidates when
+ * none is: one query for a leaf the caller can only guess among several, such
+ * as the partial chunks a prompt could continue with, longest first. prefix is
+ * what kvpool_lookup found; it is not checked again. A remote tier, when the
+ * pool has one, is asked for candidates[0] only. Counts as one lookup. */
+KVPOOL_API kvpool_status kvpool_find_child(kvpool_pool * pool, const kvpool_chunk_key * prefix,
+                                           size_t n_prefix, const kvpool_chunk_key * candidates,
+                                           size_t n_candidates, size_t * index);
 
 /* Reads the leading present chunks into dst (blocking). *n_chunks receives the
  * number of leading chunks now held by the caller, counting dst->first_chunk. */

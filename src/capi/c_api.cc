@@ -128,19 +128,28 @@ Status NotNull(const void* p, const char* name) {
   return Status::InvalidArgument(std::string(name) + " is NULL");
 }
 
+// An array named `name` may be NULL only when its length, named
+// `count_name`, is 0.
+Status CheckArray(const void* p, size_t n, const char* name, const char* count_name) {
+  if (p != nullptr || n == 0) return Status::OK();
+  return Status::InvalidArgument(std::string(name) + " is NULL but " + count_name + " is " +
+                                 std::to_string(n));
+}
+
 // Keys may be NULL only when there are none.
 Status CheckKeys(const kvpool_chunk_key* keys, size_t n_keys) {
-  if (keys != nullptr || n_keys == 0) return Status::OK();
-  return Status::InvalidArgument("keys is NULL but n_keys is " + std::to_string(n_keys));
+  return CheckArray(keys, n_keys, "keys", "n_keys");
 }
+
+kvpool::ChunkKey FromC(const kvpool_chunk_key& k) { return kvpool::ChunkKey{k.hi, k.lo}; }
+
+kvpool_chunk_key ToC(const kvpool::ChunkKey& k) { return kvpool_chunk_key{k.hi, k.lo}; }
 
 std::vector<kvpool::ChunkKey> ToKeys(const kvpool_chunk_key* keys, size_t n_keys) {
   std::vector<kvpool::ChunkKey> out(n_keys);
-  for (size_t i = 0; i < n_keys; ++i) out[i] = kvpool::ChunkKey{keys[i].hi, keys[i].lo};
+  for (size_t i = 0; i < n_keys; ++i) out[i] = FromC(keys[i]);
   return out;
 }
-
-kvpool_chunk_key ToC(const kvpool::ChunkKey& k) { return kvpool_chunk_key{k.hi, k.lo}; }
 
 // Converts a C buffer description named `name` ("dst", "src"), checking it
 // against a pool of `layers` layers. Strides and the chunk range are checked
@@ -298,7 +307,7 @@ size_t kvpool_chain_keys(kvpool_chunk_key ns, const int32_t* tokens, size_t n_to
     if (keys == nullptr && max_keys > 0) {
       return Invalid("keys is NULL but max_keys is " + std::to_string(max_keys));
     }
-    const kvpool::Namespace space{kvpool::ChunkKey{ns.hi, ns.lo}};
+    const kvpool::Namespace space{FromC(ns)};
     const size_t count = n_tokens / chunk_tokens;
     kvpool::ChunkKey parent;
     for (size_t i = 0; i < count && i < max_keys; ++i) {
@@ -311,6 +320,19 @@ size_t kvpool_chain_keys(kvpool_chunk_key ns, const int32_t* tokens, size_t n_to
   return full;
 }
 
+kvpool_chunk_key kvpool_partial_chunk_key(kvpool_chunk_key ns, kvpool_chunk_key parent,
+                                          const int32_t* tokens, size_t n_tokens) {
+  kvpool_chunk_key key{0, 0};
+  Guard([&]() -> kvpool_status {
+    if (n_tokens == 0) return Invalid("n_tokens is 0: a partial chunk has at least one token");
+    KVP_C_RETURN_IF_ERROR(NotNull(tokens, "tokens"));
+    const kvpool::Namespace space{FromC(ns)};
+    key = ToC(kvpool::PartialChunkKey(space, FromC(parent), {tokens, n_tokens}));
+    return KVPOOL_OK;
+  });
+  return key;
+}
+
 kvpool_status kvpool_lookup(kvpool_pool* pool, const kvpool_chunk_key* keys, size_t n_keys,
                             size_t* n_present) {
   return Guard([&]() -> kvpool_status {
@@ -318,6 +340,19 @@ kvpool_status kvpool_lookup(kvpool_pool* pool, const kvpool_chunk_key* keys, siz
     KVP_C_RETURN_IF_ERROR(NotNull(n_present, "n_present"));
     KVP_C_RETURN_IF_ERROR(CheckKeys(keys, n_keys));
     *n_present = pool->impl->Lookup(ToKeys(keys, n_keys));
+    return KVPOOL_OK;
+  });
+}
+
+kvpool_status kvpool_find_child(kvpool_pool* pool, const kvpool_chunk_key* prefix, size_t n_prefix,
+                                const kvpool_chunk_key* candidates, size_t n_candidates,
+                                size_t* index) {
+  return Guard([&]() -> kvpool_status {
+    KVP_C_RETURN_IF_ERROR(NotNull(pool, "pool"));
+    KVP_C_RETURN_IF_ERROR(NotNull(index, "index"));
+    KVP_C_RETURN_IF_ERROR(CheckArray(prefix, n_prefix, "prefix", "n_prefix"));
+    KVP_C_RETURN_IF_ERROR(CheckArray(candidates, n_candidates, "candidates", "n_candidates"));
+    *index = pool->impl->FindChild(ToKeys(prefix, n_prefix), ToKeys(candidates, n_candidates));
     return KVPOOL_OK;
   });
 }

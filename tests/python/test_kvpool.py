@@ -104,6 +104,33 @@ class PoolTest(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, "ns"):
             kvpool.chain_keys((1, 2, 3), tokens, CHUNK_TOKENS)
 
+    def test_partial_chunk_key(self):
+        ns = kvpool.namespace(1234, "tenant-a")
+        tokens = list(range(2 * CHUNK_TOKENS))
+        full = kvpool.chain_keys(ns, tokens, CHUNK_TOKENS)
+        second = tokens[CHUNK_TOKENS:]
+        keys = [kvpool.partial_chunk_key(ns, full[0], second[:n]) for n in range(1, CHUNK_TOKENS)]
+        self.assertEqual(len(set(keys)), CHUNK_TOKENS - 1)  # one key per length
+        for hi, lo in keys:
+            self.assertTrue(0 <= hi < 2**64 and 0 <= lo < 2**64)
+        self.assertEqual(kvpool.partial_chunk_key(ns, full[0], array.array("i", second[:5])),
+                         keys[4])
+        self.assertEqual(kvpool.partial_chunk_key(ns, list(full[0]), second[:5]), keys[4])
+        # Never a full chunk's key; the parent and the namespace are hashed.
+        self.assertNotEqual(kvpool.partial_chunk_key(ns, full[0], second), full[1])
+        self.assertNotEqual(kvpool.partial_chunk_key(ns, (0, 0), tokens[:CHUNK_TOKENS]), full[0])
+        self.assertNotEqual(kvpool.partial_chunk_key(ns, (0, 0), second[:5]), keys[4])
+        self.assertNotEqual(kvpool.partial_chunk_key(kvpool.namespace(1234, "tenant-b"), full[0],
+                                                     second[:5]), keys[4])
+        with self.assertRaisesRegex(ValueError, "tokens must not be empty"):
+            kvpool.partial_chunk_key(ns, full[0], [])
+        with self.assertRaisesRegex(TypeError, "parent"):
+            kvpool.partial_chunk_key(ns, (1,), second[:5])
+        with self.assertRaisesRegex(TypeError, "ns"):
+            kvpool.partial_chunk_key("ns", full[0], second[:5])
+        with self.assertRaisesRegex(TypeError, "int32"):
+            kvpool.partial_chunk_key(ns, full[0], array.array("q", second[:5]))
+
     @unittest.skipIf(numpy is None, "numpy is not installed (python3-numpy)")
     def test_keys_from_numpy(self):
         ns = kvpool.namespace(99, "")
@@ -217,6 +244,52 @@ class PoolTest(unittest.TestCase):
         self.assertEqual(self.pool.remove(keys[:1]), 1)
         self.assertEqual(self.pool.lookup(keys), 0)
         self.pool.flush()
+
+    def partial_key(self, full, n, seed=1):
+        """The key of the partial chunk of n tokens after self.keys(full, seed)."""
+        ns = kvpool.namespace(self.pool.shape["fingerprint"], "")
+        start = full * CHUNK_TOKENS
+        parent = self.keys(full, seed)[-1] if full else (0, 0)
+        return kvpool.partial_chunk_key(ns, parent, [i * 3 + seed for i in range(start, start + n)])
+
+    def test_find_child_finds_an_offloaded_partial_chunk(self):
+        full = self.keys(3)
+        self.offload_pattern(full, seed=5)
+        # The partial chunk of 5 tokens, stored as the leaf of the full chunks' chain.
+        chain = full + [self.partial_key(3, 5)]
+        leaf = [pattern(1, l, 11) for l in range(LAYERS)]
+        self.assertEqual(self.pool.offload(chain, leaf, SEGMENT, first_chunk=3), 1)
+        candidates = [self.partial_key(3, n) for n in range(CHUNK_TOKENS - 1, 0, -1)]
+        self.assertEqual(self.pool.find_child(full, candidates), CHUNK_TOKENS - 1 - 5)
+        self.assertEqual(self.pool.find_child(full, candidates[10:]), 0)
+        self.assertEqual(self.pool.find_child(full, candidates[11:]), len(candidates[11:]))
+        self.assertEqual(self.pool.find_child(full[:2], candidates), len(candidates))
+        self.assertEqual(self.pool.find_child([], candidates), len(candidates))
+        self.assertEqual(self.pool.find_child(full, []), 0)
+        dst = [bytearray(SEGMENT) for _ in range(LAYERS)]
+        self.assertEqual(self.pool.retrieve(chain, dst, SEGMENT, first_chunk=3), 4)
+        self.assertEqual([bytes(d) for d in dst], leaf)
+
+    def test_find_child_at_the_prompt_start(self):
+        leaf = self.partial_key(0, 7, seed=4)
+        self.assertEqual(self.pool.offload([leaf], [pattern(1, l, 2) for l in range(LAYERS)],
+                                           SEGMENT), 1)
+        candidates = [self.partial_key(0, 8, seed=4), leaf]
+        self.assertEqual(self.pool.find_child([], candidates), 1)
+        self.assertEqual(self.pool.find_child(self.keys(1, seed=4), candidates), 2)
+
+    def test_find_child_errors(self):
+        keys = self.keys(2)
+        with self.assertRaisesRegex(TypeError, r"prefix\[1\]"):
+            self.pool.find_child([keys[0], (1,)], keys)
+        with self.assertRaisesRegex(ValueError, r"candidates\[0\]\[0\]"):
+            self.pool.find_child(keys, [(-1, 0)])
+        with self.assertRaisesRegex(TypeError, "candidates must be a sequence"):
+            self.pool.find_child(keys, "ab")
+        self.pool.close()
+        with self.assertRaises(kvpool.Error) as caught:
+            self.pool.find_child(keys, keys)
+        self.assertEqual(caught.exception.status, "aborted")
 
     def test_stats(self):
         keys = self.keys(2)
@@ -344,6 +417,20 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(self.pool.lookup(keys), 1)
         del layers, part, view
         gc.collect()
+
+    def test_find_child_through_the_daemon(self):
+        keys = self.keys(2, 3)
+        self.assertEqual(self.pool.offload(keys, [pattern(2, l, 1) for l in range(LAYERS)],
+                                           SEGMENT), 2)
+        ns = kvpool.namespace(self.pool.shape["fingerprint"], "")
+        tail = [2 * CHUNK_TOKENS * 5 + 3 + 5 * i for i in range(CHUNK_TOKENS - 1)]
+        candidates = [kvpool.partial_chunk_key(ns, keys[-1], tail[:n])
+                      for n in range(CHUNK_TOKENS - 1, 0, -1)]
+        leaf = [pattern(1, l, 6) for l in range(LAYERS)]
+        self.assertEqual(self.pool.offload(keys + [candidates[4]], leaf, SEGMENT, first_chunk=2), 1)
+        self.assertEqual(self.pool.find_child(keys, candidates), 4)
+        self.assertEqual(self.pool.find_child(keys[:1], candidates), len(candidates))
+        self.assertEqual(self.pool.find_child(keys, candidates[5:]), len(candidates[5:]))
 
 
 class OpenTest(unittest.TestCase):
