@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -203,42 +204,64 @@ Result<SizeResult> BenchOneSize(const DeviceBenchOptions& o, uint32_t kib, std::
     std::vector<FioResult> fio;
     std::vector<double> uring;
     std::vector<SpdkPerfResult> perf;
-    for (int rep = 0; rep < o.repeats; ++rep) {
+    // One pass of each reader per repeat, in an order that rotates from
+    // repeat to repeat, so that no reader always comes first (after the
+    // writes or a pause) or always follows the same one: a virtual disk's
+    // rate swings within seconds (fio's own moved 2x between identical
+    // back-to-back runs on the project's VM), and a fixed order could turn
+    // such a pattern into a ratio.
+    auto read_extent = [&]() -> Status {
       auto er = OpenRunner(ext, ds.payload);
       if (!er.ok()) return er.status();
       *cold = DropCachesGlobal() ? "drop_caches + O_DIRECT" : "O_DIRECT; file device: fadvise";
       auto m = ReadAll(**er, ds);
       if (!m.ok()) return m.status().WithContext("extent read");
       e.push_back(*m);
-      er->reset();
-      if (!spdk.transport.empty()) {  // no page cache on this path: always cold
-        auto sr = OpenRunner(spdk, ds.payload);
-        if (!sr.ok()) return sr.status().WithContext("SPDK device");
-        auto ms = ReadAll(**sr, ds);
-        if (!ms.ok()) return ms.status().WithContext("SPDK read");
-        sp.push_back(*ms);
-        r.spdk_describe = (*sr)->device().Describe();
-        sr->reset();
-        auto pr = RunSpdkNvmePerf({o.spdk_transport, ds.payload, qd, o.perf_seconds});
-        if (pr.ok()) {
-          perf.push_back(*pr);
-        } else if (pr.status().code() == StatusCode::kUnsupported) {
-          r.perf_note = pr.status().message();  // not installed: the column says why
-        } else {
-          return pr.status();
-        }
+      return Status::OK();
+    };
+    auto read_spdk = [&]() -> Status {  // no page cache on this path: always cold
+      if (spdk.transport.empty()) return Status::OK();
+      auto sr = OpenRunner(spdk, ds.payload);
+      if (!sr.ok()) return sr.status().WithContext("SPDK device");
+      auto ms = ReadAll(**sr, ds);
+      if (!ms.ok()) return ms.status().WithContext("SPDK read");
+      sp.push_back(*ms);
+      r.spdk_describe = (*sr)->device().Describe();
+      sr->reset();
+      auto pr = RunSpdkNvmePerf({o.spdk_transport, ds.payload, qd, o.perf_seconds});
+      if (pr.ok()) {
+        perf.push_back(*pr);
+      } else if (pr.status().code() == StatusCode::kUnsupported) {
+        r.perf_note = pr.status().message();  // not installed: the column says why
+      } else {
+        return pr.status();
       }
+      return Status::OK();
+    };
+    auto read_files = [&]() -> Status {
       if (!DropCachesGlobal()) (*fr)->device().DropCaches();
       auto mf = ReadAll(**fr, ds);
       if (!mf.ok()) return mf.status().WithContext("file-per-chunk read");
       f.push_back(*mf);
-      FioJob job{ext.path, 0, uint64_t(st.st_size), uint64_t{ds.count} * ds.payload, ds.payload, qd};
+      return Status::OK();
+    };
+    auto read_fio = [&]() -> Status {
+      const uint64_t bytes = uint64_t{ds.count} * ds.payload;
+      FioJob job{ext.path, 0, uint64_t(st.st_size), bytes, ds.payload, qd};
       DropCachesGlobal();
       auto fr_run = RunFio(job);
       if (!fr_run.ok()) return fr_run.status();
       fio.push_back(*fr_run);
       Result<double> u = RunUringCeiling(job);  // the same job, into a reader's memory
       uring.push_back(u.ok() ? *u : 0);
+      return Status::OK();
+    };
+    const std::function<Status()> readers[] = {read_extent, read_spdk, read_files, read_fio};
+    constexpr int kReaders = 4;
+    for (int rep = 0; rep < o.repeats; ++rep) {
+      for (int i = 0; i < kReaders; ++i) {
+        KVP_RETURN_IF_ERROR(readers[(rep + i) % kReaders]());
+      }
     }
     r.extent.push_back(MedianMeasure(e));
     r.files.push_back(MedianMeasure(f));
@@ -359,8 +382,8 @@ int RunDeviceBench(const DeviceBenchOptions& o) {
   std::printf("payloads: %s\n", o.zero_copy ? "zero-copy where aligned (direct I/O into the "
                                                 "reader's memory)"
                                               : "copied through bounce buffers (--bounce)");
-  std::printf("cold reads: %s; medians of %d alternating runs; CPU = system seconds of the "
-              "whole process per GiB (fio: its own); in flight = the extent device's mean "
+  std::printf("cold reads: %s; medians of %d runs, readers in rotating order; CPU = system "
+              "seconds of the whole process per GiB (fio: its own); in flight = the extent device's mean "
               "transfers in flight over the run (fio keeps QD); uring = plain io_uring O_DIRECT "
               "reads of the same file, each landing in its own place of a destination as large "
               "as the extent's (fio reuses QD buffers)\n",
