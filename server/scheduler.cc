@@ -229,11 +229,14 @@ void Scheduler::Impl::Start(Slot& slot, Job job) {
   const size_t prompt_tokens = prompt.size();
   llama::Connector* conn = ConnectorOf(slot);
   const size_t reusable = slot.ReusableTokens(job);
-  const size_t in_pool = conn != nullptr ? conn->CachedTokens(prompt, job.request.tenant) : 0;
+  // One pool search per request: what it found decides between the slot's
+  // own cells and the pool, and is what the restore reads.
+  const llama::CachedPrefix in_pool =
+      conn != nullptr ? conn->FindCached(prompt, job.request.tenant) : llama::CachedPrefix{};
   size_t kept = 0, reused = 0, from_pool = 0;
   double restore_ms = 0;
-  if (in_pool > reusable) {
-    Result<llama::PrefillResult> r = conn->Restore(prompt, job.request.tenant);
+  if (in_pool.tokens > reusable) {
+    Result<llama::PrefillResult> r = conn->Restore(prompt, job.request.tenant, in_pool);
     if (r.ok()) {
       kept = from_pool = r->restored_tokens;
       restore_ms = (r->lookup_seconds + r->load_seconds()) * 1e3;

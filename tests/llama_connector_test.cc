@@ -429,6 +429,68 @@ TEST_F(ConnectorTest, RestoreLeavesTheRestToTheCallerInTheTenantsNamespace) {
   EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), LastTokenAgain(prompt)));
 }
 
+// An engine that first asks what the pool holds, then restores: the restore
+// reads what the search found without searching again, and a hint that does
+// not fit the prompt (another prompt's, another tenant's, a stale one) costs
+// a search or a recompute, never wrong KV.
+TEST_F(ConnectorTest, RestoreTakesWhatFindCachedFoundAndChecksIt) {
+  Open();
+  const std::vector<int32_t> prompt = Concat(prefix_, suffix_);  // 3 chunks + 20 tokens
+  Prefill(*conn_, prompt);
+  const std::vector<int32_t> other = Concat(TestTokens(2 * kChunk, 21), suffix_);
+  Prefill(*conn_, other);
+
+  const llama::CachedPrefix found = conn_->FindCached(prompt, "");
+  EXPECT_EQ(found.tokens, prompt.size() - 1);
+  EXPECT_EQ(found.full_keys.size(), 3u);
+  EXPECT_EQ(found.partial_length, suffix_.size());
+  EXPECT_EQ(found.partial_cells, suffix_.size() - 1);
+  EXPECT_EQ(conn_->CachedTokens(prompt, ""), found.tokens);
+
+  // Restores with `hint`, decodes the rest and compares the logits with
+  // `reference`. Returns the pool lookups it took.
+  auto restore_and_check = [&](const llama::CachedPrefix& hint, std::string_view tenant,
+                               size_t want_restored,
+                               const std::vector<float>& reference) -> uint64_t {
+    const uint64_t lookups = pool_->Stats().lookups;
+    auto r = conn_->Restore(prompt, tenant, hint);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return 0;
+    const uint64_t took = pool_->Stats().lookups - lookups;
+    const size_t n = r->restored_tokens;
+    EXPECT_EQ(n, want_restored);
+    EXPECT_TRUE(llama::DecodeTokens(ctx_.get(), std::span(prompt).subspan(n),
+                                    static_cast<int32_t>(n), 0)
+                    .ok());
+    EXPECT_TRUE(BitEqual(LastLogits(ctx_.get()), reference)) << "restored " << n;
+    return took;
+  };
+  const std::vector<float> all_but_last = LastTokenAgain(prompt);
+  const std::vector<float> from_scratch = Reference({}, prompt);
+  // Its own search's answer: read without searching again.
+  const uint64_t reads = restore_and_check(found, "", prompt.size() - 1, all_but_last);
+  // What a search adds: the full-chunk Lookup and the partial chunk's FindChild.
+  const uint64_t search = 2;
+  // Another prompt's answer: searched again, restored right.
+  EXPECT_EQ(restore_and_check(conn_->FindCached(other, ""), "", prompt.size() - 1, all_but_last),
+            reads + search);
+  // The answer for another tenant: searched in that tenant, which holds nothing.
+  EXPECT_EQ(restore_and_check(found, "beta", 0, from_scratch), search);
+  // A forged partial chunk length: searched again.
+  llama::CachedPrefix forged = found;
+  forged.partial_length -= 1;
+  EXPECT_EQ(restore_and_check(forged, "", prompt.size() - 1, all_but_last), reads + search);
+  // Stale: chunks 1 and 2 went away after the search. The restore reads what
+  // is left, chunk 0 (computed in the piece [0, 64)), and the rest is decoded
+  // from 32.
+  ASSERT_EQ(pool_->Remove(std::span(found.full_keys).subspan(1)), 2u);
+  ContextPtr ref = NewContext(model_.get());
+  ASSERT_TRUE(llama::DecodeTokens(ref.get(), std::span(prompt).first(64), 0, 0).ok());
+  llama_memory_seq_rm(llama_get_memory(ref.get()), 0, kChunk, -1);
+  ASSERT_TRUE(llama::DecodeTokens(ref.get(), std::span(prompt).subspan(kChunk), kChunk, 0).ok());
+  restore_and_check(found, "", kChunk, LastLogits(ref.get()));
+}
+
 TEST_F(ConnectorTest, AnOffloadBacklogOverItsBoundIsSkippedNotQueued) {
   Open();
   // One byte of backlog: the first snapshot is always taken, a second one

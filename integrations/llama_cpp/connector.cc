@@ -40,35 +40,38 @@ class Connector::Impl {
     restorer_.Reserve(options_.reserve_tokens);
   }
 
+  // What the pool holds of a prompt, all but its last token: the keys of
+  // the present full chunks, then the partial chunk after them.
+  struct Found {
+    std::vector<ChunkKey> keys;
+    std::optional<PartialChunk> partial;
+  };
+
   Result<PrefillResult> Prefill(std::span<const int32_t> tokens);
-  // Clears the sequence and restores the longest cached prefix of `tokens`
-  // in namespace `ns`, leaving at least one token; counts it in the stats.
+  // Clears the sequence and restores `found` (what FindCached found of
+  // `tokens` in namespace `ns`, or nullopt: search now), leaving at least
+  // one token; counts it in the stats.
   Result<PrefillResult> Restore(std::span<const int32_t> tokens, const Namespace& ns,
-                                size_t* restored_chunks);
+                                std::optional<Found> found, size_t* restored_chunks);
   // Stores the new full chunks of `tokens` from chunk `first` on, and the
   // partial chunks at tokens.size() and `prompt_end` (0: none).
   Result<size_t> Offload(std::span<const int32_t> tokens, const Namespace& ns, size_t first,
                          size_t prompt_end, double* snapshot_seconds);
-  size_t CachedTokens(std::span<const int32_t> tokens, std::string_view salt) const {
-    const CachedPrefix c = FindCached(tokens, NamespaceFor(salt));
-    return c.keys.size() * shape_.chunk_tokens + (c.partial ? c.partial->cells : 0);
-  }
-  // What the pool holds of `tokens`, all but its last token: the keys of
-  // the present full chunks, then the partial chunk after them.
-  struct CachedPrefix {
-    std::vector<ChunkKey> keys;
-    std::optional<PartialChunk> partial;
-  };
-  CachedPrefix FindCached(std::span<const int32_t> tokens, const Namespace& ns) const {
+  Found FindCached(std::span<const int32_t> tokens, const Namespace& ns) const {
     const uint32_t t = shape_.chunk_tokens;
     const size_t usable = tokens.empty() ? 0 : (tokens.size() - 1) / t;
-    CachedPrefix c{ChainChunkKeys(ns, tokens.first(usable * t), t), std::nullopt};
+    Found c{ChainChunkKeys(ns, tokens.first(usable * t), t), std::nullopt};
     c.keys.resize(c.keys.empty() ? 0 : pool_.Lookup(c.keys));
     if (options_.partial_chunks) {
       c.partial = FindPartialChunk(pool_, ns, tokens, c.keys, shape_.chunk_tokens);
     }
     return c;
   }
+  CachedPrefix ToPublic(const Found& f) const;
+  // `cached` as a Found when it is what FindCached could have found of
+  // `tokens` in `ns` (its keys are those of tokens' chunks); nullopt if not.
+  std::optional<Found> Match(const CachedPrefix& cached, std::span<const int32_t> tokens,
+                             const Namespace& ns) const;
   Namespace NamespaceFor(std::string_view salt) const {
     return MakeNamespace(fingerprint_, format_, shape_, std::string(salt));
   }
@@ -110,7 +113,8 @@ void Connector::Impl::Skip(const std::string& why) {
 }
 
 Result<PrefillResult> Connector::Impl::Restore(std::span<const int32_t> tokens,
-                                               const Namespace& ns, size_t* restored_chunks) {
+                                               const Namespace& ns, std::optional<Found> found,
+                                               size_t* restored_chunks) {
   if (tokens.empty()) return Status::InvalidArgument("Prefill: empty prompt");
   const uint32_t t = shape_.chunk_tokens;
   PrefillResult r;
@@ -118,7 +122,8 @@ Result<PrefillResult> Connector::Impl::Restore(std::span<const int32_t> tokens,
   ClearSequence(ctx_, options_.seq_id);
 
   Clock::time_point t0 = Clock::now();
-  const auto [keys, partial] = FindCached(tokens, ns);  // at least one token is decoded
+  if (!found) found = FindCached(tokens, ns);  // at least one token is decoded
+  const auto& [keys, partial] = *found;
   r.cached_chunks = keys.size();
   r.lookup_seconds = Since(t0);
   size_t cells = 0;
@@ -146,10 +151,51 @@ Result<PrefillResult> Connector::Impl::Restore(std::span<const int32_t> tokens,
   return r;
 }
 
+CachedPrefix Connector::Impl::ToPublic(const Found& f) const {
+  CachedPrefix c;
+  c.full_keys = f.keys;
+  c.tokens = f.keys.size() * shape_.chunk_tokens;
+  if (f.partial) {
+    c.partial_key = f.partial->key;
+    c.partial_length = f.partial->length;
+    c.partial_cells = f.partial->cells;
+    c.tokens += f.partial->cells;
+  }
+  return c;
+}
+
+std::optional<Connector::Impl::Found> Connector::Impl::Match(const CachedPrefix& cached,
+                                                             std::span<const int32_t> tokens,
+                                                             const Namespace& ns) const {
+  const uint32_t t = shape_.chunk_tokens;
+  const size_t full = cached.full_keys.size();
+  if (tokens.empty() || full > (tokens.size() - 1) / t) return std::nullopt;
+  Found f{ChainChunkKeys(ns, tokens.first(full * t), t), std::nullopt};
+  if (f.keys != cached.full_keys) return std::nullopt;
+  size_t cells = 0;
+  if (cached.partial_length > 0) {
+    const size_t start = full * t;
+    const size_t length = cached.partial_length;
+    if (!options_.partial_chunks || length >= t || start + length > tokens.size()) {
+      return std::nullopt;
+    }
+    const ChunkKey parent = full == 0 ? ChunkKey{} : f.keys.back();
+    if (PartialChunkKey(ns, parent, tokens.subspan(start, length)) != cached.partial_key) {
+      return std::nullopt;
+    }
+    cells = std::min(length, tokens.size() - 1 - start);
+    if (cells == 0) return std::nullopt;
+    f.partial = PartialChunk{cached.partial_key, full, static_cast<uint32_t>(cells),
+                             static_cast<uint32_t>(length)};
+  }
+  if (cached.tokens != full * t + cells || cached.partial_cells != cells) return std::nullopt;
+  return f;
+}
+
 Result<PrefillResult> Connector::Impl::Prefill(std::span<const int32_t> tokens) {
   const Clock::time_point start = Clock::now();
   size_t restored = 0;
-  KVP_ASSIGN_OR_RETURN(PrefillResult r, Restore(tokens, ns_, &restored));
+  KVP_ASSIGN_OR_RETURN(PrefillResult r, Restore(tokens, ns_, std::nullopt, &restored));
   const Clock::time_point t0 = Clock::now();
   Status s = DecodeTokens(ctx_, tokens.subspan(r.restored_tokens),
                           static_cast<int32_t>(r.restored_tokens), options_.seq_id, true);
@@ -254,11 +300,21 @@ Result<PrefillResult> Connector::Prefill(std::span<const int32_t> tokens) {
 Result<PrefillResult> Connector::Restore(std::span<const int32_t> tokens,
                                         std::string_view tenant_salt) {
   size_t restored = 0;
-  return impl_->Restore(tokens, impl_->NamespaceFor(tenant_salt), &restored);
+  return impl_->Restore(tokens, impl_->NamespaceFor(tenant_salt), std::nullopt, &restored);
+}
+Result<PrefillResult> Connector::Restore(std::span<const int32_t> tokens,
+                                        std::string_view tenant_salt, const CachedPrefix& cached) {
+  size_t restored = 0;
+  const Namespace ns = impl_->NamespaceFor(tenant_salt);
+  return impl_->Restore(tokens, ns, impl_->Match(cached, tokens, ns), &restored);
+}
+CachedPrefix Connector::FindCached(std::span<const int32_t> tokens,
+                                   std::string_view tenant_salt) const {
+  return impl_->ToPublic(impl_->FindCached(tokens, impl_->NamespaceFor(tenant_salt)));
 }
 size_t Connector::CachedTokens(std::span<const int32_t> tokens,
                                std::string_view tenant_salt) const {
-  return impl_->CachedTokens(tokens, tenant_salt);
+  return FindCached(tokens, tenant_salt).tokens;
 }
 Result<size_t> Connector::Offload(std::span<const int32_t> tokens) {
   return impl_->Offload(tokens, impl_->ns(), 0, 0, nullptr);

@@ -111,6 +111,20 @@ struct PrefillResult {
   double load_seconds() const { return retrieve_seconds + assemble_seconds + restore_seconds; }
 };
 
+// What the pool holds of a prompt (Connector::FindCached): the keys of the
+// full chunks present, and the partial chunk after them. Restore can take
+// it instead of searching the pool again. It is only a hint: Restore checks
+// it against the prompt and the tenant (hashes, no pool query) and searches
+// again when it does not match, and a chunk evicted in between is
+// recomputed, so a stale or foreign one costs time, never wrong KV.
+struct CachedPrefix {
+  size_t tokens = 0;                // what Restore would restore
+  std::vector<ChunkKey> full_keys;  // full chunks present, from the first
+  ChunkKey partial_key;             // the partial chunk after them (zero: none)
+  uint32_t partial_length = 0;      // tokens it holds (0: none)
+  uint32_t partial_cells = 0;       // of which the prompt uses (all but its last token)
+};
+
 struct ConnectorStats {
   uint64_t prefills = 0;
   uint64_t prompt_tokens = 0;
@@ -170,9 +184,18 @@ class Connector {
   // positions restored_tokens..; decode_seconds and ttft_seconds stay 0.
   // Errors: InvalidArgument (empty prompt). Pool problems are never errors.
   Result<PrefillResult> Restore(std::span<const int32_t> tokens, std::string_view tenant_salt);
-  // The tokens Restore(tokens, tenant_salt) would restore if called now (one
-  // pool Lookup and one Pool::FindChild for a partial chunk).
-  // Thread-safe.
+  // The same, with what FindCached(tokens, tenant_salt) found a moment ago,
+  // so that the pool is not searched twice (an engine that first decides
+  // between its own cache and the pool, then restores). `cached` is checked
+  // against `tokens` and `tenant_salt` first; when it does not match, the
+  // pool is searched as above.
+  Result<PrefillResult> Restore(std::span<const int32_t> tokens, std::string_view tenant_salt,
+                                const CachedPrefix& cached);
+  // What the pool holds of `tokens` now, all but the last token: one pool
+  // Lookup and one Pool::FindChild for a partial chunk. Thread-safe.
+  CachedPrefix FindCached(std::span<const int32_t> tokens, std::string_view tenant_salt) const;
+  // FindCached(tokens, tenant_salt).tokens: what Restore(tokens,
+  // tenant_salt) would restore if called now. Thread-safe.
   size_t CachedTokens(std::span<const int32_t> tokens, std::string_view tenant_salt) const;
 
   // Stores the full chunks of `tokens`, which the sequence holds at

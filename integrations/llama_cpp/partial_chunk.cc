@@ -23,7 +23,8 @@ std::optional<PartialChunk> FindPartialChunk(Pool& pool, const Namespace& ns,
   const size_t i = pool.FindChild(full_keys, candidates);
   if (i >= candidates.size()) return std::nullopt;
   const size_t n = longest - i;
-  return PartialChunk{candidates[i], full_keys.size(), static_cast<uint32_t>(std::min(n, usable))};
+  return PartialChunk{candidates[i], full_keys.size(), static_cast<uint32_t>(std::min(n, usable)),
+                      static_cast<uint32_t>(n)};
 }
 
 std::vector<PartialChunk> PartialChunksAt(const Namespace& ns, std::span<const int32_t> tokens,
@@ -38,7 +39,7 @@ std::vector<PartialChunk> PartialChunksAt(const Namespace& ns, std::span<const i
     const ChunkKey key = PartialChunkKey(ns, parent, tokens.subspan(chunk * chunk_tokens, cells));
     const bool seen = std::any_of(out.begin(), out.end(),
                                   [&](const PartialChunk& p) { return p.key == key; });
-    if (!seen) out.push_back({key, chunk, cells});
+    if (!seen) out.push_back({key, chunk, cells, cells});
   }
   return out;
 }

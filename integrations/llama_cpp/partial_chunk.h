@@ -31,8 +31,9 @@ namespace kvpool::llama {
 
 struct PartialChunk {
   ChunkKey key;
-  size_t chunk = 0;    // full chunks before it: its cells start at chunk x chunk_tokens
-  uint32_t cells = 0;  // cells to restore (a restore) or that it holds (a store)
+  size_t chunk = 0;     // full chunks before it: its cells start at chunk x chunk_tokens
+  uint32_t cells = 0;   // cells to restore (a restore) or that it holds (a store)
+  uint32_t length = 0;  // tokens it holds (the key covers them): >= cells
 };
 
 // The partial chunk to restore after `full_keys`, the full chunks of
