@@ -231,15 +231,19 @@ void Scheduler::Impl::Start(Slot& slot, Job job) {
   const size_t reusable = slot.ReusableTokens(job);
   // One pool search per request: what it found decides between the slot's
   // own cells and the pool, and is what the restore reads.
+  const Clock::time_point search = Clock::now();
   const llama::CachedPrefix in_pool =
       conn != nullptr ? conn->FindCached(prompt, job.request.tenant) : llama::CachedPrefix{};
+  const double search_ms = MsSince(search);
   size_t kept = 0, reused = 0, from_pool = 0;
   double restore_ms = 0;
   if (in_pool.tokens > reusable) {
     Result<llama::PrefillResult> r = conn->Restore(prompt, job.request.tenant, in_pool);
     if (r.ok()) {
       kept = from_pool = r->restored_tokens;
-      restore_ms = (r->lookup_seconds + r->load_seconds()) * 1e3;
+      // The search is part of the restore (its lookup_seconds is the search
+      // again only when the hint did not match).
+      restore_ms = search_ms + (r->lookup_seconds + r->load_seconds()) * 1e3;
     } else {
       llama_memory_seq_rm(llama_get_memory(ctx_), slot.id(), -1, -1);
     }

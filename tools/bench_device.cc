@@ -389,8 +389,9 @@ int RunDeviceBench(const DeviceBenchOptions& o) {
                                                 "reader's memory)"
                                               : "copied through bounce buffers (--bounce)");
   std::printf("cold reads: %s; medians of %d runs, readers in rotating order; CPU = system "
-              "seconds of the whole process per GiB (fio: its own); in flight = the extent device's mean "
-              "transfers in flight over the run (fio keeps QD); uring = plain io_uring O_DIRECT "
+              "seconds of the whole process per GiB (fio: its own); in flight = the extent "
+              "device's mean transfers in flight over the run (fio keeps QD); uring = plain "
+              "io_uring O_DIRECT "
               "reads of the same file, each landing in its own place of a destination as large "
               "as the extent's (fio reuses QD buffers)\n",
               cold.c_str(), o.repeats);
