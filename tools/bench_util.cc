@@ -67,18 +67,19 @@ std::string DropCaches(Pool& pool) {
   return "fadvise-dontneed";
 }
 
-double MemcpyGibps(size_t bytes) { return MemcpyThreadsGibps(bytes, 1); }
+MemcpyCeiling::MemcpyCeiling(size_t bytes) : src_(bytes), dst_(bytes) {
+  FillPattern(src_.data(), bytes, 1);
+  std::memcpy(dst_.data(), src_.data(), bytes);  // fault the pages in
+}
 
-double MemcpyThreadsGibps(size_t bytes, unsigned threads) {
+double MemcpyCeiling::Gibps(unsigned threads) {
   threads = std::max(1u, threads);
-  AlignedBuffer a(bytes), b(bytes);
-  FillPattern(a.data(), bytes, 1);
-  std::memcpy(b.data(), a.data(), bytes);  // fault the pages in
+  const size_t bytes = src_.size();
   // Each thread copies one contiguous slice, cut at 4 KiB.
   const size_t slice = (bytes / threads + 4095) / 4096 * 4096;
   auto copy_slice = [&](unsigned i) {
     const size_t off = std::min(bytes, size_t{i} * slice);
-    std::memcpy(b.data() + off, a.data() + off, std::min(slice, bytes - off));
+    std::memcpy(dst_.data() + off, src_.data() + off, std::min(slice, bytes - off));
   };
   std::vector<double> runs;
   for (int r = 0; r < 3; ++r) {

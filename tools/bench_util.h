@@ -9,6 +9,8 @@
 
 #include <kvpool/pool.h>
 
+#include "util/aligned_buffer.h"
+
 namespace kvpool::cli {
 
 // Fills `n` bytes deterministically from `seed` (fast xorshift).
@@ -33,11 +35,19 @@ std::string DropCaches(Pool& pool);
 // sync + /proc/sys/vm/drop_caches; false when not permitted (not root).
 bool DropCachesGlobal();
 
-// memcpy of `bytes` on one thread: the DRAM ceiling. Returns GiB/s (median of 3).
-double MemcpyGibps(size_t bytes);
-// The same split over `threads` threads (one slice each, thread start
-// included): the ceiling for reads that several workers serve.
-double MemcpyThreadsGibps(size_t bytes, unsigned threads);
+// The DRAM ceiling: memcpy between two buffers of `bytes`, allocated and
+// faulted in once (as a pool's DRAM regions are), so that measuring it
+// between a bench's retrievals allocates and frees nothing.
+class MemcpyCeiling {
+ public:
+  explicit MemcpyCeiling(size_t bytes);
+  // GiB/s of the copy split over `threads` threads (one contiguous slice
+  // each, thread start included): median of 3.
+  double Gibps(unsigned threads);
+
+ private:
+  AlignedBuffer src_, dst_;
+};
 
 // Text table: header row, then rows; columns padded to their widest cell.
 class Table {
