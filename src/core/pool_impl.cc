@@ -247,6 +247,15 @@ void PoolImpl::DropCaches() {
   for (auto& r : runners_) r->device().DropCaches();
 }
 
+Status PoolImpl::CheckpointDevices() {
+  Status first;
+  for (auto& r : runners_) {
+    Status s = r->device().Checkpoint();
+    if (!s.ok() && first.ok()) first = s.WithContext("device '" + r->device().name() + "'");
+  }
+  return first;
+}
+
 std::vector<std::string> PoolImpl::DescribeDevices() const {
   std::vector<std::string> out;
   for (const auto& r : runners_) out.push_back(r->device().Describe());

@@ -130,6 +130,11 @@ class PoolImpl final : public Pool, public SlotReleaser {
 
   // Benchmarks: make the next reads cold on every device (see Device::DropCaches).
   void DropCaches();
+  // Benchmarks: persist every device's metadata now, as closing does
+  // (Device::Checkpoint), leaving the pool open, so that the background
+  // checkpoint an offload leaves due (ExtentOptions::checkpoint_interval)
+  // does not land inside the reads timed next. Returns the first error.
+  Status CheckpointDevices();
   // Benchmarks and probe: the device descriptions, in device order.
   std::vector<std::string> DescribeDevices() const;
 
