@@ -220,7 +220,7 @@ Result<Reference> DramReference(const PoolOptions& full, std::span<const ChunkKe
     ref.note = "no DRAM region in the configuration";
     return ref;
   }
-  std::optional<MemcpyCeiling> ceiling;  // allocated after the offload, which it would slow
+  std::optional<MemcpyCeiling> ceiling;  // allocated by its first run, after the timed offload
   auto memcpy_once = [&](Pool&) {
     if (!ceiling) ceiling.emplace(MemcpyBytes(bytes));
     ref.ceiling_runs.push_back(ceiling->Gibps(threads));
@@ -395,7 +395,7 @@ int RunPoolBench(const PoolBenchOptions& bo) {
   HostKv src(shape, chunks, 1);
 
   std::vector<double> memcpy_runs;  // one thread, measured after each retrieval
-  std::optional<MemcpyCeiling> ceiling;  // allocated after the offload, which it would slow
+  std::optional<MemcpyCeiling> ceiling;  // allocated by its first run, after the timed offload
   auto memcpy_once = [&](Pool&) {
     if (!ceiling) ceiling.emplace(MemcpyBytes(bytes));
     memcpy_runs.push_back(ceiling->Gibps(1));
