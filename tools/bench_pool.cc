@@ -178,6 +178,22 @@ constexpr uint64_t kMinFioBytes = 256ull << 20;
 // 1 GiB] so that it measures memory rather than cache, and stays quick.
 uint64_t MemcpyBytes(uint64_t bytes) { return std::clamp<uint64_t>(bytes, 256ull << 20, 1ull << 30); }
 
+// RunOnPool with memcpy on `threads` threads measured after each retrieval,
+// its GiB/s appended to `runs`. The buffers are allocated by the first
+// measurement, after the timed offload, and freed on return, before any
+// other pool opens.
+Result<PoolRun> RunWithMemcpyCeiling(const PoolOptions& options, const std::string& label,
+                                     std::span<const ChunkKey> keys, const HostKv& src,
+                                     int repeats, uint64_t bytes, unsigned threads,
+                                     std::vector<double>* runs) {
+  std::optional<MemcpyCeiling> ceiling;
+  return RunOnPool(options, label, keys, src, repeats, [&](Pool&) {
+    if (!ceiling) ceiling.emplace(MemcpyBytes(bytes));
+    runs->push_back(ceiling->Gibps(threads));
+    return Status::OK();
+  });
+}
+
 // One line of the side-by-side table: a retrieval and its ceiling, both
 // measured in this run.
 struct Reference {
@@ -220,13 +236,8 @@ Result<Reference> DramReference(const PoolOptions& full, std::span<const ChunkKe
     ref.note = "no DRAM region in the configuration";
     return ref;
   }
-  std::optional<MemcpyCeiling> ceiling;  // allocated by its first run, after the timed offload
-  auto memcpy_once = [&](Pool&) {
-    if (!ceiling) ceiling.emplace(MemcpyBytes(bytes));
-    ref.ceiling_runs.push_back(ceiling->Gibps(threads));
-    return Status::OK();
-  };
-  KVP_ASSIGN_OR_RETURN(PoolRun run, RunOnPool(*only, "dram-only", keys, src, repeats, memcpy_once));
+  KVP_ASSIGN_OR_RETURN(PoolRun run, RunWithMemcpyCeiling(*only, "dram-only", keys, src, repeats,
+                                                         bytes, threads, &ref.ceiling_runs));
   MeasureRetrieval(ref, run, double(bytes) / (1ull << 30));
   ref.ceiling_gibps = Median(ref.ceiling_runs);
   ref.ceiling_cpu_per_gib = threads / ref.ceiling_gibps;  // every thread busy
@@ -395,13 +406,8 @@ int RunPoolBench(const PoolBenchOptions& bo) {
   HostKv src(shape, chunks, 1);
 
   std::vector<double> memcpy_runs;  // one thread, measured after each retrieval
-  std::optional<MemcpyCeiling> ceiling;  // allocated by its first run, after the timed offload
-  auto memcpy_once = [&](Pool&) {
-    if (!ceiling) ceiling.emplace(MemcpyBytes(bytes));
-    memcpy_runs.push_back(ceiling->Gibps(1));
-    return Status::OK();
-  };
-  auto pooled = RunOnPool(options, "pool", keys, src, bo.repeats, memcpy_once);
+  auto pooled =
+      RunWithMemcpyCeiling(options, "pool", keys, src, bo.repeats, bytes, 1, &memcpy_runs);
   if (!pooled.ok()) return std::cerr << "kvpool bench: " << pooled.status().ToString() << "\n", 1;
   std::printf("\npool of %zu devices (cold reads: %s):\n", options.devices.size(),
               pooled->cold_method.c_str());
@@ -423,7 +429,6 @@ int RunPoolBench(const PoolBenchOptions& bo) {
   summary.Add({"sum of device bandwidths (GiB/s)", Fixed(total_bw, 2)});
   summary.Add({"pool / ideal (sum of bandwidths)", Fixed(gib / pool_med / total_bw, 2)});
   const double memcpy_gibps = Median(memcpy_runs);
-  ceiling.reset();  // its memory back before the other pools open
   summary.Add({"memcpy 1 thread (GiB/s)", Fixed(memcpy_gibps, 2)});
   out["memcpy_gibps"] = memcpy_gibps;
   if (bo.compare_alone) {
