@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "daemon.h"
+#include "util/page_backing.h"
 
 namespace {
 
@@ -70,6 +71,13 @@ int main(int argc, char** argv) {
                static_cast<unsigned long long>(stats.recovered_chunks), d.options().socket_path.c_str());
   if (d.metrics_port() > 0) std::fprintf(stderr, ", metrics on port %d", d.metrics_port());
   std::fprintf(stderr, "\n");
+  if (const std::string shmem = kvpool::ShmemHugePagesSetting(); shmem == "never" || shmem == "deny") {
+    std::fprintf(stderr,
+                 "kvpoold: transparent_hugepage/shmem_enabled is %s: clients' shared regions get 4 KiB pages "
+                 "unless they ask for hugetlb pages, and direct reads into 4 KiB pages ran at about half speed "
+                 "on a VM; set it to advise (docs/daemon.md, \"Shared-region pages\")\n",
+                 shmem.c_str());
+  }
   std::thread signals([&] { HandleSignals(handled, d); });
   d.Run();
   signals.join();

@@ -544,6 +544,13 @@ TEST_F(CApiTest, SharedMemoryIsAlignedAndUsable) {
   kvpool_free_shared(pool_, blocks[1]);
   // blocks[2] and blocks[3] are left for kvpool_close to release.
 
+  // From 4 MiB on, whole 2 MiB pages (advised for transparent huge pages).
+  void* large = kvpool_alloc_shared(pool_, (4u << 20) + 1);
+  ASSERT_NE(large, nullptr) << kvpool_last_error();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(large) % (2u << 20), 0u);
+  std::memset(large, 0xcd, (4u << 20) + 1);
+  kvpool_free_shared(pool_, large);
+
   EXPECT_EQ(kvpool_alloc_shared(pool_, 0), nullptr);
   EXPECT_TRUE(Contains(kvpool_last_error(), "bytes is 0")) << kvpool_last_error();
   EXPECT_EQ(kvpool_alloc_shared(nullptr, 4096), nullptr);

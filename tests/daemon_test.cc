@@ -63,8 +63,11 @@ TEST(Daemon, StagedBuffersRoundTripAndWindows) {
   d.Start();
   ClientOptions o = d.Options();
   o.shared_bytes = 2 << 20;  // 2 MiB: 96 chunks of 64 KiB need several windows
+  o.region_pages = RegionPages::kSmall;
   auto pool = ClientPool::Connect(o);
   ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+  EXPECT_EQ((*pool)->client_stats().region_bytes, 2u << 20);
+  EXPECT_EQ((*pool)->client_stats().region_huge_bytes, 0u);  // a region that asked for 4 KiB pages
   const size_t chunks = 96;
   auto keys = MakeKeys(DaemonTestShape(), chunks, 2);
   KvData src(DaemonTestShape(), chunks, 3), dst(DaemonTestShape(), chunks);

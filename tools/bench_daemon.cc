@@ -35,6 +35,7 @@
 #include "ipc/wire.h"
 #include "util/aligned_buffer.h"
 #include "util/clock.h"
+#include "util/page_backing.h"
 
 namespace kvpool::cli {
 namespace {
@@ -508,6 +509,8 @@ struct DaemonSystemRuns {
   uint64_t zero_copy_bytes = 0;         // client: timed retrievals and one-chunk requests
   uint64_t staged_bytes = 0;            // client: the same, copied through the staging area
   uint64_t recovered_chunks = 0;        // last open
+  uint64_t destination_bytes = 0;       // where the timed retrievals land
+  uint64_t destination_huge_bytes = 0;  // of which in huge pages (the client's mapping)
   bool verified = false;
 };
 
@@ -577,6 +580,7 @@ struct DaemonBenchContext {
   // The in-process destination, allocated (and its pages faulted in) once:
   // every in-process round reuses it.
   AlignedBuffer* in_process_dst = nullptr;
+  RegionPages region_pages = RegionPages::kTransparent;  // the client's shared region
 };
 
 Status DaemonInProcessRound(const DaemonBenchContext& ctx, const DaemonBenchConfig& cfg, DaemonSystemRuns* out) {
@@ -594,6 +598,8 @@ Status DaemonInProcessRound(const DaemonBenchContext& ctx, const DaemonBenchConf
   out->verify_seconds.push_back(verify_s);
   KVP_RETURN_IF_ERROR(dst.Compare(*ctx.src, cfg.label + " in-process"));
   out->verified = true;
+  out->destination_bytes = dst.bytes();
+  out->destination_huge_bytes = std::min<uint64_t>(dst.bytes(), HugePageBytesMapped(dst.base));
   KVP_RETURN_IF_ERROR(DaemonMeasure(**pool, ctx.keys, dst, ctx.bo->repeats, out, -1).WithContext("in-process"));
   t = Clock::now();
   pool->reset();
@@ -608,6 +614,7 @@ Status DaemonDaemonRound(const DaemonBenchContext& ctx, const DaemonBenchConfig&
     ClientOptions co;
     co.address = "unix:" + cfg.socket;
     co.shared_bytes = cfg.shared_bytes;
+    co.region_pages = ctx.region_pages;
     co.timeout_ms = kDaemonClientTimeoutMs;
     co.reconnect = false;
     auto client = ClientPool::Connect(co);
@@ -634,6 +641,8 @@ Status DaemonDaemonRound(const DaemonBenchContext& ctx, const DaemonBenchConfig&
     const ClientStats after = (*client)->client_stats();
     out->zero_copy_bytes += after.zero_copy_bytes - before.zero_copy_bytes;
     out->staged_bytes += after.staged_bytes - before.staged_bytes;
+    out->destination_bytes = after.region_bytes;
+    out->destination_huge_bytes = after.region_huge_bytes;
     if (after.disconnects != before.disconnects) return Status::IOError("the connection to kvpoold was lost");
     t = Clock::now();
     return Status::OK();
@@ -736,12 +745,15 @@ json DaemonRunsJson(const DaemonSystemRuns& r, double gib, bool daemon) {
          {"minor_faults_this_process", r.minor_faults},
          {"verify_retrieval_minor_faults", r.verify_minor_faults},
          {"recovered_chunks_last_open", r.recovered_chunks},
+         {"destination_huge_page_fraction", Div(double(r.destination_huge_bytes), double(r.destination_bytes))},
          {"verified", r.verified}};
   if (daemon) {
     j["cpu_seconds_per_gib_kvpoold"] = Div(r.daemon_cpu_seconds, timed_gib);
     j["minor_faults_kvpoold"] = r.daemon_minor_faults;
     j["client_zero_copy_bytes"] = r.zero_copy_bytes;
     j["client_staged_bytes"] = r.staged_bytes;
+    j["client_region_bytes"] = r.destination_bytes;
+    j["client_region_huge_bytes"] = r.destination_huge_bytes;
   }
   return j;
 }
@@ -764,6 +776,11 @@ void AddDaemonBenchOptions(CLI::App& c, DaemonBenchOptions& o) {
   c.add_option("--engine", o.engine, "extent engine (psync is used when io_uring is unsupported)")
       ->check(CLI::IsMember({"uring", "psync"}))
       ->capture_default_str();
+  c.add_option("--region-pages", o.region_pages,
+               "pages of the client's shared region: transparent (MADV_HUGEPAGE), hugetlb (reserved 2 MiB "
+               "pages, else transparent) or small (4 KiB)")
+      ->check(CLI::IsMember({"transparent", "hugetlb", "small"}))
+      ->capture_default_str();
   c.add_flag("--keep", o.keep, "keep the directory and its files");
   c.add_option("--json", o.json, "write results as JSON to this file");
 }
@@ -779,6 +796,13 @@ int RunDaemonBench(const DaemonBenchOptions& bo) {
   if (bo.repeats < 1) return std::cerr << me << ": --repeats must be at least 1\n", 2;
   DaemonBenchContext ctx;
   ctx.bo = &bo;
+  if (bo.region_pages == "hugetlb") {
+    ctx.region_pages = RegionPages::kHugetlb;
+  } else if (bo.region_pages == "small") {
+    ctx.region_pages = RegionPages::kSmall;
+  } else if (bo.region_pages != "transparent") {
+    return std::cerr << me << ": --region-pages '" << bo.region_pages << "' must be transparent, hugetlb or small\n", 2;
+  }
   ctx.shape = DaemonShape(bo.segment_kib);
   if (Status v = ctx.shape.Validate(); !v.ok()) return std::cerr << me << ": --segment-kib: " << v.ToString() << "\n", 2;
   const size_t seg = ctx.shape.SegmentPayloadBytes();
@@ -943,6 +967,11 @@ int RunDaemonBench(const DaemonBenchOptions& bo) {
                 best_in, best_d, Div(best_d, best_in), ull(r.in_process.minor_faults), ull(r.daemon.daemon_minor_faults),
                 Div(r.in_process.cpu_seconds, gib * double(r.in_process.seconds.size())),
                 Div(r.daemon.cpu_seconds, timed_gib), Div(r.daemon.daemon_cpu_seconds, timed_gib));
+    std::printf("  destination in huge pages: in-process %.0f %% (AlignedBuffer, MADV_HUGEPAGE), daemon %.0f %% "
+                "(the client's shared region, --region-pages %s; shmem_enabled %s)\n",
+                100 * Div(double(r.in_process.destination_huge_bytes), double(r.in_process.destination_bytes)),
+                100 * Div(double(r.daemon.destination_huge_bytes), double(r.daemon.destination_bytes)),
+                bo.region_pages.c_str(), ShmemHugePagesSetting().c_str());
     std::printf("  no data (Lookup of one key) p50: in-process %.1f us, daemon %.1f us; kvpoold serving %.2f s "
                 "after its start (median)\n",
                 us(r.in_process.lookup_seconds), us(r.daemon.lookup_seconds), Median(r.daemon.open_seconds));
@@ -968,6 +997,8 @@ int RunDaemonBench(const DaemonBenchOptions& bo) {
              {"chunks", ctx.chunks},
              {"bytes", data_bytes},
              {"repeats", bo.repeats},
+             {"region_pages", bo.region_pages},
+             {"shmem_enabled", ShmemHugePagesSetting()},
              {"rounds", kDaemonRounds},
              {"latency_requests_per_round", kDaemonLatencyRequests},
              {"target", kDaemonTarget},

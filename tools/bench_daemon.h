@@ -38,6 +38,7 @@ struct DaemonBenchOptions {
   int repeats = 5;             // timed whole-prefix retrievals per round (median reported)
   std::string kvpoold;         // "" = next to this binary, or ../daemon/kvpoold (build tree)
   std::string engine = "uring";  // extent engine; psync when io_uring is unsupported
+  std::string region_pages = "transparent";  // client region: transparent, hugetlb or small
   bool keep = false;           // keep the directory and its files
   std::string json;            // write results here when not empty
 };

@@ -193,8 +193,11 @@ KVPOOL_API kvpool_status kvpool_stats_json(kvpool_pool * pool, char ** out);
 KVPOOL_API void          kvpool_free_string(char * s);
 
 /* Page-aligned memory that devices (and the daemon) read and write directly.
- * Returns NULL (see kvpool_last_error) when none is left. Release with
- * kvpool_free_shared on the same pool, before kvpool_close. */
+ * In-process, from 4 MiB on it is 2 MiB-aligned and advised for transparent
+ * huge pages; through kvpoold it lies in the connection's shared region
+ * (its pages: docs/daemon.md). Returns NULL (see kvpool_last_error) when
+ * none is left. Release with kvpool_free_shared on the same pool, before
+ * kvpool_close. */
 KVPOOL_API void * kvpool_alloc_shared(kvpool_pool * pool, size_t bytes);
 KVPOOL_API void   kvpool_free_shared(kvpool_pool * pool, void * ptr);
 

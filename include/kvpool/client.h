@@ -35,6 +35,23 @@
 
 namespace kvpool {
 
+// The pages of a connection's shared region. The daemon's devices read
+// into it directly; on a VM a direct read into 4 KiB pages moves one DMA
+// segment per page and read about half as fast as into 2 MiB pages on this
+// project's VMs (docs/daemon.md, "Shared-region pages").
+enum class RegionPages {
+  // Shared memory advised for transparent huge pages (MADV_HUGEPAGE): 2 MiB
+  // pages where /sys/kernel/mm/transparent_hugepage/shmem_enabled allows
+  // them (advise, within_size, always), 4 KiB pages otherwise.
+  kTransparent,
+  // 2 MiB hugetlb pages from the reserved pool (vm.nr_hugepages); falls back
+  // to kTransparent, with a warning, when not enough of them are free. The
+  // pages stay taken while the connection lives.
+  kHugetlb,
+  // 4 KiB pages, advised against huge pages.
+  kSmall,
+};
+
 struct ClientOptions {
   // "unix:/path/to/socket" or a plain socket path. Required.
   std::string address;
@@ -44,6 +61,8 @@ struct ClientOptions {
   // AllocateShared and the staging of non-shared buffers; a request larger
   // than the free staging space is split into pieces that fit. Default: 256 MiB.
   uint64_t shared_bytes = 256ull << 20;
+  // What backs the shared region. Default: kTransparent.
+  RegionPages region_pages = RegionPages::kTransparent;
   // Longest wait for the daemon: to connect, for a reply, for a retrieval or
   // an offload to make progress. Default: 10000.
   uint32_t timeout_ms = 10000;
@@ -59,6 +78,10 @@ struct ClientStats {
   uint64_t connects = 0;         // successful connections, the first included
   uint64_t disconnects = 0;      // connections lost (daemon gone, timeout, protocol error)
   uint64_t timeouts = 0;
+  // The current shared region: its bytes, and how many of them the kernel
+  // backed with huge pages when it was made (see RegionPages).
+  uint64_t region_bytes = 0;
+  uint64_t region_huge_bytes = 0;
 };
 
 // Memory inside a ClientPool's shared region. Move-only; the memory returns

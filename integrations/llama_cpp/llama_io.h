@@ -17,7 +17,9 @@
 namespace kvpool::llama {
 
 // Heap bytes that are not zero-filled, optionally 4096-aligned (for O_DIRECT
-// devices, whose fast path reads into aligned memory).
+// devices, whose fast path reads into aligned memory). From 4 MiB on they
+// are whole 2 MiB pages, 2 MiB-aligned and advised for transparent huge
+// pages (capacity() is then rounded up to 2 MiB).
 class Bytes {
  public:
   Bytes() = default;

@@ -11,6 +11,7 @@
 #include "client/daemon_connection.h"
 #include "core/requests.h"
 #include "ipc/stats_json.h"
+#include "util/log.h"
 
 namespace kvpool {
 
@@ -38,8 +39,21 @@ Status CheckClientOptions(const ClientOptions& o) {
   return Status::OK();
 }
 
-Result<std::shared_ptr<RegionState>> NewRegion(uint64_t bytes) {
-  KVP_ASSIGN_OR_RETURN(auto region, ipc::SharedRegion::Create(bytes, "kvpool-client-" + std::to_string(getpid())));
+// Says once per process when a region is not all in huge pages, and how to
+// change that: the daemon's direct reads into it are slower (client.h).
+void NoteSmallPages(const ipc::SharedRegion& region, RegionPages pages) {
+  static std::atomic<bool> said{false};
+  if (pages == RegionPages::kSmall || region.huge_bytes() >= region.size() || said.exchange(true)) return;
+  log::Info("kvpool client: " + std::to_string(region.huge_bytes() >> 20) + " of the shared region's " +
+            std::to_string(region.size() >> 20) +
+            " MiB are in huge pages; the daemon reads into 4 KiB pages more slowly. Set "
+            "/sys/kernel/mm/transparent_hugepage/shmem_enabled to advise, or reserve 2 MiB pages "
+            "(vm.nr_hugepages) and use RegionPages::kHugetlb (docs/daemon.md)");
+}
+
+Result<std::shared_ptr<RegionState>> NewRegion(uint64_t bytes, RegionPages pages) {
+  KVP_ASSIGN_OR_RETURN(auto region, ipc::SharedRegion::Create(bytes, "kvpool-client-" + std::to_string(getpid()), pages));
+  NoteSmallPages(*region, pages);
   auto state = std::make_shared<RegionState>();
   state->allocator = std::make_unique<client::RegionAllocator>(region->size());
   state->region = std::move(region);
@@ -76,7 +90,7 @@ class ClientPoolImpl final : public ClientPool {
   // Opens the first connection; the shape it reports is this pool's.
   Status Start() {
     std::lock_guard<std::mutex> lock(mu_);
-    KVP_ASSIGN_OR_RETURN(region_, NewRegion(options_.shared_bytes));
+    KVP_ASSIGN_OR_RETURN(region_, NewRegion(options_.shared_bytes, options_.region_pages));
     return DialLocked();
   }
 
@@ -161,6 +175,10 @@ class ClientPoolImpl final : public ClientPool {
     s.requests = requests_.load();
     s.zero_copy_bytes = zero_copy_bytes_.load();
     s.staged_bytes = staged_bytes_.load();
+    if (region_) {
+      s.region_bytes = region_->region->size();
+      s.region_huge_bytes = region_->region->huge_bytes();
+    }
     return s;
   }
 
@@ -180,7 +198,7 @@ class ClientPoolImpl final : public ClientPool {
       if (conn_->timed_out()) ++stats_.timeouts;
       if (!options_.reconnect) return Status::IOError("the connection to kvpoold at '" + path_ + "' was lost");
       if (conn_->timed_out()) {  // the daemon may still write into the old region: never reuse it
-        KVP_ASSIGN_OR_RETURN(region_, NewRegion(options_.shared_bytes));
+        KVP_ASSIGN_OR_RETURN(region_, NewRegion(options_.shared_bytes, options_.region_pages));
       }
       conn_.reset();
     }
