@@ -55,17 +55,6 @@ class KernelSetting {
   bool ok_ = false;
 };
 
-uint64_t FreeHugePages() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t value = 0;
-  while (in >> key >> value) {
-    if (key == "HugePages_Free:") return value;
-    in.ignore(256, '\n');
-  }
-  return 0;
-}
-
 // The daemon's side of `region`: its own mapping of the same memfd.
 std::unique_ptr<ipc::SharedRegion> MapOtherSide(const ipc::SharedRegion& region) {
   auto other = ipc::SharedRegion::Map(ipc::Fd(dup(region.fd())), region.size());

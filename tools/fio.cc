@@ -7,6 +7,7 @@
 #include <string>
 
 #include "bench_util.h"
+#include "util/page_backing.h"
 
 namespace kvpool::cli {
 namespace {
@@ -28,17 +29,6 @@ std::string HugetlbfsMount() {
     return dir;
   }
   return "";
-}
-
-uint64_t FreeHugePages() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t value = 0;
-  while (meminfo >> key >> value) {
-    if (key == "HugePages_Free:") return value;
-    meminfo.ignore(256, '\n');
-  }
-  return 0;
 }
 
 // fio's --iomem for `job`; says in `res` which memory that is.

@@ -55,4 +55,15 @@ std::string ShmemHugePagesSetting() {
   return line.substr(open + 1, close - open - 1);
 }
 
+uint64_t FreeHugePages() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0;
+  while (meminfo >> key >> value) {
+    if (key == "HugePages_Free:") return value;
+    meminfo.ignore(256, '\n');
+  }
+  return 0;
+}
+
 }  // namespace kvpool

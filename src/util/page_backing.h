@@ -23,4 +23,8 @@ uint64_t HugePageBytesMapped(const void* address);
 // "within_size", "always", "deny", "force"), or "unknown".
 std::string ShmemHugePagesSetting();
 
+// Free pages of the reserved hugetlb pool of the default size
+// (HugePages_Free in /proc/meminfo); 0 when it cannot be read.
+uint64_t FreeHugePages();
+
 }  // namespace kvpool
