@@ -95,8 +95,10 @@ Result<std::pair<Fd, std::byte*>> CreateHugetlb(uint64_t bytes, const std::strin
 
 }  // namespace
 
-SharedRegion::SharedRegion(Fd fd, std::byte* base, uint64_t bytes)
-    : fd_(std::move(fd)), base_(base), bytes_(bytes), huge_bytes_(HugePageBytesMapped(base)) {}
+uint64_t SharedRegion::huge_bytes() const {
+  std::call_once(huge_measured_, [this] { huge_bytes_ = HugePageBytesMapped(base_); });
+  return huge_bytes_;
+}
 
 Result<std::unique_ptr<SharedRegion>> SharedRegion::Create(uint64_t bytes, const std::string& name,
                                                            RegionPages pages) {

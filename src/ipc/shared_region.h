@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <kvpool/client.h>
@@ -36,19 +37,22 @@ class SharedRegion {
   std::byte* data() const { return base_; }
   uint64_t size() const { return bytes_; }
   int fd() const { return fd_.get(); }
-  // Bytes of this side's mapping in huge pages, when it was made.
-  uint64_t huge_bytes() const { return huge_bytes_; }
+  // Bytes of this side's mapping in huge pages, measured (from
+  // /proc/self/smaps) on the first call; the client asks as soon as it makes
+  // the region, the daemon never needs to.
+  uint64_t huge_bytes() const;
   // True when [p, p + n) lies inside the region.
   bool Contains(const void* p, uint64_t n) const;
   uint64_t OffsetOf(const void* p) const { return static_cast<uint64_t>(static_cast<const std::byte*>(p) - base_); }
 
  private:
-  SharedRegion(Fd fd, std::byte* base, uint64_t bytes);
+  SharedRegion(Fd fd, std::byte* base, uint64_t bytes) : fd_(std::move(fd)), base_(base), bytes_(bytes) {}
 
   Fd fd_;
   std::byte* base_;
   uint64_t bytes_;
-  uint64_t huge_bytes_ = 0;
+  mutable std::once_flag huge_measured_;
+  mutable uint64_t huge_bytes_ = 0;  // set once, under huge_measured_
 };
 
 }  // namespace kvpool::ipc
