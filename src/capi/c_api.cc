@@ -2,8 +2,6 @@
 // kvpool/pool.h). Every function checks its arguments, turns a Status into a
 // kvpool_status plus the calling thread's last error, and lets no exception
 // escape.
-#include <sys/mman.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +19,7 @@
 #include <kvpool/kvpool.h>
 
 #include "ipc/stats_json.h"
+#include "util/aligned_buffer.h"
 
 namespace {
 
@@ -36,7 +35,6 @@ static_assert(KVPOOL_ABORTED == static_cast<int>(kvpool::StatusCode::kAborted));
 
 // Alignment (and size granularity) of in-process kvpool_alloc_shared memory.
 constexpr size_t kSharedAlignment = 4096;
-constexpr size_t kHugePageBytes = 2u << 20;
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
@@ -210,17 +208,10 @@ Status AllocateShared(kvpool_pool* pool, size_t bytes, SharedAllocation* a, void
     *ptr = a->daemon.data();
     return Status::OK();
   }
-  // From 4 MiB on: whole 2 MiB pages advised for transparent huge pages,
-  // so that direct reads into them are a few DMA segments, not one per 4 KiB.
-  const bool huge = bytes >= 2 * kHugePageBytes;
-  const size_t alignment = huge ? kHugePageBytes : kSharedAlignment;
-  if (bytes > SIZE_MAX - (alignment - 1)) {
-    return Status::NoSpace("cannot allocate " + std::to_string(bytes) + " bytes");
-  }
-  const size_t rounded = (bytes + alignment - 1) / alignment * alignment;
-  a->local.reset(std::aligned_alloc(alignment, rounded));
-  if (!a->local) return Status::NoSpace("cannot allocate " + std::to_string(rounded) + " bytes");
-  if (huge) madvise(a->local.get(), rounded, MADV_HUGEPAGE);  // advice only
+  // From 4 MiB on, whole 2 MiB pages advised for transparent huge pages, so
+  // that direct reads into them are a few DMA segments, not one per 4 KiB.
+  a->local.reset(kvpool::AllocateAligned(bytes, kSharedAlignment));
+  if (!a->local) return Status::NoSpace("cannot allocate " + std::to_string(bytes) + " bytes");
   *ptr = a->local.get();
   return Status::OK();
 }

@@ -11,6 +11,13 @@
 
 namespace kvpool {
 
+// `size` bytes (rounded up to the alignment; `alignment` bytes when size is
+// 0) aligned to `alignment`, or, from 4 MiB on, to 2 MiB and advised for
+// transparent huge pages. nullptr when memory runs out or the rounded size
+// would overflow. Sets *allocated to the bytes allocated when not null.
+// Release with std::free.
+void* AllocateAligned(size_t size, size_t alignment, size_t* allocated = nullptr);
+
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
