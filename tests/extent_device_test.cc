@@ -93,6 +93,13 @@ TEST_P(ExtentPoolTest, RoundTripOverTwoExtentsAndDramIsByteExact) {
     EXPECT_GT(d.segments, 0u) << d.name;
     EXPECT_EQ(d.errors, 0u) << d.name;
     EXPECT_EQ(d.bytes_read, d.bytes_written) << d.name;
+    if (d.kind == "dram") {
+      EXPECT_EQ(d.direct_alignment, 0u) << d.name << " copies every payload";
+    } else {  // the kernel's O_DIRECT alignment (statx), 4096 on SPDK
+      EXPECT_GE(d.direct_alignment, 1u) << d.name;
+      EXPECT_LE(d.direct_alignment, 4096u) << d.name;
+      EXPECT_EQ(d.direct_alignment & (d.direct_alignment - 1), 0u) << d.name;
+    }
   }
   auto* impl = dynamic_cast<PoolImpl*>(pool.get());
   ASSERT_NE(impl, nullptr);
@@ -104,7 +111,10 @@ TEST_P(ExtentPoolTest, RoundTripOverTwoExtentsAndDramIsByteExact) {
     EXPECT_NE(describe.find(o.devices[0].transport), std::string::npos) << describe;
     return;
   }
-  EXPECT_NE(describe.find("engine=" + GetParam() + " O_DIRECT"), std::string::npos) << describe;
+  EXPECT_NE(describe.find("engine=" + GetParam() + " O_DIRECT dio-mem-align=" +
+                         std::to_string(s.devices[0].direct_alignment)),
+            std::string::npos)
+      << describe;
   EXPECT_NE(describe.find("hugepages="), std::string::npos) << describe;
   EXPECT_NE(describe.find(dir_.path()), std::string::npos) << describe;
   if (GetParam() == "uring") {

@@ -124,7 +124,7 @@ TEST(StateFormat, SplitSegmentsAreRunsOfTheBlob) {
   const llama::StateFormat& f = full->state.format;
   ASSERT_EQ(llama::LayoutForFormat(f), llama::SegmentLayout::kSplit);
 
-  Bytes moved(f.BlobBytes(2 * kChunk));
+  Bytes moved(f.BlobBytes(2 * kChunk), 4096);
   auto to = llama::WriteSeqStateHeaders(f, 0, 2 * kChunk, moved.span());
   ASSERT_TRUE(to.ok()) << to.status().ToString();
   const ConstKvBuffer from =
@@ -136,6 +136,15 @@ TEST(StateFormat, SplitSegmentsAreRunsOfTheBlob) {
       std::memcpy(dest.Segment(c, pl), from.Segment(c, pl), dest.chunk_stride);
   }
   EXPECT_TRUE(SameBytes(moved, prefix->blob));
+  // Every run starts 4-byte aligned in a 4096-aligned blob (F16 rows): the
+  // O_DIRECT memory alignment of NVMe, so extents there read into it
+  // directly (docs/llama_cpp.md); never 4096-aligned, because of the 12
+  // bytes of type and row size before each layer's rows.
+  for (uint32_t pl = 0; pl < dest.layer_base.size(); ++pl) {
+    const auto at = reinterpret_cast<uintptr_t>(dest.Segment(0, pl));
+    EXPECT_EQ(at % 4, 0u) << "pool layer " << pl;
+    EXPECT_NE(at % 4096, 0u) << "pool layer " << pl;
+  }
 
   // From chunk 1 on: the same runs, addressed from there.
   const ConstKvBuffer tail =

@@ -65,8 +65,10 @@ struct DeviceOptions {
   std::string engine = "uring";
   // kExtent: use an SQPOLL kernel thread. Costs a core. Default: false.
   bool sqpoll = false;
-  // kExtent, kSpdk: move payloads straight between the device and 4096-aligned
-  // caller memory (vectored O_DIRECT), the header through a side buffer;
+  // kExtent, kSpdk: move payloads straight between the device and caller
+  // memory aligned as the device asks (DeviceStats::direct_alignment: what
+  // the kernel reports for O_DIRECT, 4096 on SPDK) with vectored O_DIRECT,
+  // the header through a side buffer;
   // false copies every payload through the queue's bounce buffers. Caller
   // memory in 4 KiB pages makes one segment many DMA segments: on a queue
   // whose max_segments is below a segment's page count (virtio-blk: 254)

@@ -28,8 +28,9 @@ namespace kvpool {
 // Where the segments of a run of chunks live in caller memory. Segment
 // (chunk c, layer l) occupies ModelShape::SegmentPayloadBytes() bytes at
 //   layer_base[l] + (c - first_chunk) * chunk_stride
-// For O_DIRECT devices the fast path needs 4096-byte aligned segments;
-// unaligned buffers are served through a bounce copy.
+// For O_DIRECT devices the fast path needs segments aligned as the device
+// asks (DeviceStats::direct_alignment; 4096-byte alignment always suffices);
+// other buffers are served through a bounce copy.
 template <typename Byte>
 struct KvBufferT {
   std::vector<Byte*> layer_base;  // one per layer
@@ -125,9 +126,15 @@ struct DeviceStats {
   double in_flight_seconds = 0;
   double mean_in_flight = 0;
   // Block devices: operations whose payload went through a bounce buffer
-  // (caller memory not 4096-aligned, or an engine without direct transfers)
-  // instead of moving straight to or from the caller's memory.
+  // (caller memory not aligned to direct_alignment, or an engine without
+  // direct transfers) instead of moving straight to or from the caller's
+  // memory.
   uint64_t bounced_segments = 0;
+  // Block devices: the alignment of caller memory that moves without a
+  // bounce buffer, as the kernel reports it for O_DIRECT (4 on NVMe, 512 on
+  // virtio-blk; 4096 where it does not say). 0: the device copies every
+  // payload (DRAM, files, zero_copy off).
+  uint32_t direct_alignment = 0;
 };
 
 struct PoolStats {

@@ -291,6 +291,7 @@ PoolStats PoolImpl::Stats() const {
     d.in_flight_seconds = r->in_flight_seconds();
     d.mean_in_flight = d.busy_seconds > 0 ? d.in_flight_seconds / d.busy_seconds : 0;
     d.bounced_segments = c.bounced_segments.load();
+    d.direct_alignment = uint32_t(r->device().direct_alignment());
     if (is_home(r->id())) s.segments += d.segments;
     s.devices.push_back(std::move(d));
   }

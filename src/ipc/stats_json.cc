@@ -6,7 +6,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     DeviceStats, name, kind, role, bandwidth_gibps, bandwidth_probed, solo_gibps, live_gibps,
     contention_group, in_placement, capacity_bytes, used_bytes, segments, reads, writes, bytes_read,
     bytes_written, busy_seconds, errors, evicted_segments, copy_segments, queued_read_bytes,
-    in_flight_seconds, mean_in_flight, bounced_segments)
+    in_flight_seconds, mean_in_flight, bounced_segments, direct_alignment)
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     PoolStats, devices, chunks, segments, glt_bytes, glt_bytes_per_segment, lookups, hit_chunks,

@@ -133,6 +133,9 @@ const DeviceFamily kDeviceFamilies[] = {
     {"kvpool_pool_device_bounced_segments_total", "counter",
      "Operations whose payload went through a bounce buffer (unaligned caller memory).",
      [](const DeviceStats& d) { return AsDouble(d.bounced_segments); }},
+    {"kvpool_pool_device_direct_alignment_bytes", "gauge",
+     "Alignment of caller memory that moves without a bounce buffer; 0: always copied.",
+     [](const DeviceStats& d) { return AsDouble(d.direct_alignment); }},
 };
 
 std::string DeviceLabels(const DeviceStats& d) {

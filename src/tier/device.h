@@ -54,8 +54,8 @@ struct SegmentIo {
   Status status;               // set by the device (I/O) and the runner (checksum)
   // Set by block devices (extent, SPDK): the payload was copied through a
   // bounce buffer instead of moving straight to or from `buffer` (which is
-  // not 4096-aligned, is under one block, or the engine has no direct
-  // transfers). A payload's last partial block always passes through the
+  // not aligned as Device::direct_alignment asks, is under one block, or
+  // the engine has no direct transfers). A payload's last partial block always passes through the
   // bounce buffer; that alone does not set it.
   bool bounced = false;
   // Read: set by a device that copied the payload into `buffer` itself
@@ -162,6 +162,11 @@ class Device {
   // Make the next reads cold (drop this device's pages from the page cache)
   // where that applies. Default: nothing to do.
   virtual void DropCaches() {}
+  // The alignment of caller memory that a block device reads into and
+  // writes from without a bounce buffer (SegmentIo::bounced): a power of two
+  // up to 4096, as the kernel reports it for O_DIRECT. 0: the device copies
+  // every payload (DRAM, files, zero_copy off). Default 0.
+  virtual size_t direct_alignment() const { return 0; }
   // One line for `kvpool probe` and logs.
   virtual std::string Describe() const;
   // True when failures are expected to pass (a remote node fails over, a

@@ -47,6 +47,9 @@ class BlockTarget {
   // A data-path engine for one worker thread: `depth` bounce buffers of
   // `buffer_bytes` each (a multiple of 4096).
   virtual Result<std::unique_ptr<RawQueue>> NewEngine(uint32_t depth, size_t buffer_bytes) = 0;
+  // The alignment of caller memory that a direct transfer (raw_queue.h) may
+  // use: a power of two from 1 to 4096. Default 4096.
+  virtual size_t direct_alignment() const { return 4096; }
   // The target's part of Device::Describe(): engine, buffers, location.
   virtual std::string Describe() const = 0;
 };

@@ -42,6 +42,7 @@ class ExtentDevice final : public Device {
     ctx_.table = &table_;
     ctx_.next_write_id = &next_write_id_;
     ctx_.zero_copy = options_.zero_copy;
+    ctx_.direct_alignment = target_->direct_alignment();
   }
 
   ~ExtentDevice() override {
@@ -91,6 +92,10 @@ class ExtentDevice final : public Device {
   Status Checkpoint() override {
     if (!table_.dirty()) return Status::OK();
     return checkpointer_->Write(/*clean=*/true);
+  }
+
+  size_t direct_alignment() const override {
+    return ctx_.zero_copy ? ctx_.direct_alignment : 0;
   }
 
   std::string Describe() const override { return Device::Describe() + " " + target_->Describe(); }

@@ -56,7 +56,10 @@ class ExtentFile final : public BlockTarget {
   Result<bool> LooksEmpty() override;
   // An engine of options.engine ("uring" or "psync") on this descriptor.
   Result<std::unique_ptr<RawQueue>> NewEngine(uint32_t depth, size_t buffer_bytes) override;
-  // "engine=... O_DIRECT registered-buffers=... hugepages=... path=...".
+  // Memory alignment of O_DIRECT transfers on this file (statx
+  // STATX_DIOALIGN; 4096 when the kernel does not report it).
+  size_t direct_alignment() const override { return direct_alignment_; }
+  // "engine=... O_DIRECT dio-mem-align=... registered-buffers=... hugepages=... path=...".
   std::string Describe() const override;
 
  private:
@@ -71,6 +74,7 @@ class ExtentFile final : public BlockTarget {
   bool block_device_ = false;
   bool created_ = false;
   uint64_t size_ = 0;
+  size_t direct_alignment_ = 4096;
   std::string engine_;  // options.engine
   bool sqpoll_ = false;
   // What the engines' buffers got (the last engine made).

@@ -18,9 +18,10 @@ std::string SlotName(const ExtentContext& c, uint32_t slot) {
 }
 
 // Payload bytes of `op` that can move without a bounce buffer: its whole
-// blocks, when the caller's memory is block-aligned (O_DIRECT's rule).
-uint32_t DirectBytes(const SegmentIo& op) {
-  if (reinterpret_cast<uintptr_t>(op.buffer) % kBlockBytes != 0) return 0;
+// blocks, when the caller's memory has the alignment O_DIRECT asks of it on
+// this device (ExtentContext::direct_alignment).
+uint32_t DirectBytes(const SegmentIo& op, size_t alignment) {
+  if (reinterpret_cast<uintptr_t>(op.buffer) % alignment != 0) return 0;
   return op.length / kBlockBytes * kBlockBytes;
 }
 
@@ -131,7 +132,8 @@ Status ExtentQueue::Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t*
   io->offset = l.SlotOffset(op.slot);
   io->length = static_cast<uint32_t>(format::Layout::SlotIoBytes(op.length));
   io->buffer = buffer;
-  io->direct_bytes = ctx_->zero_copy && raw_->supports_direct() ? DirectBytes(op) : 0;
+  io->direct_bytes =
+      ctx_->zero_copy && raw_->supports_direct() ? DirectBytes(op, ctx_->direct_alignment) : 0;
   if (io->direct_bytes > 0 && !raw_->DirectOk(op.buffer, io->direct_bytes)) io->direct_bytes = 0;
   io->direct = io->direct_bytes > 0 ? op.buffer : nullptr;
   op.bounced = io->direct_bytes == 0;

@@ -8,11 +8,14 @@
 // or short transfer is an I/O error, and in both cases op->buffer's bytes
 // are unspecified.
 //
-// Zero-copy: when DeviceOptions::zero_copy is on, op->buffer is
-// 4096-aligned and the engine supports direct transfers, the payload's whole blocks move straight between the file and
-// op->buffer (a vectored transfer, raw_queue.h); the header, and a last
-// partial block, pass through the queue's bounce buffer. Otherwise the whole
-// payload is copied through the bounce buffer and op->bounced is set.
+// Zero-copy: when DeviceOptions::zero_copy is on, op->buffer has the
+// target's direct alignment (BlockTarget::direct_alignment: 4 bytes on NVMe,
+// 512 on virtio-blk, 4096 where the kernel does not say) and the engine
+// supports direct transfers, the payload's whole blocks move straight
+// between the file and op->buffer (a vectored transfer, raw_queue.h); the
+// header, and a last partial block, pass through the queue's bounce buffer.
+// Otherwise the whole payload is copied through the bounce buffer and
+// op->bounced is set.
 // Payload checksums are verified by the runner (core/device_runner.cc).
 #pragma once
 
@@ -39,6 +42,8 @@ struct ExtentContext {
   SlotTable* table = nullptr;
   std::atomic<uint64_t>* next_write_id = nullptr;
   bool zero_copy = true;  // DeviceOptions::zero_copy
+  // Caller memory at this alignment moves directly (BlockTarget::direct_alignment).
+  size_t direct_alignment = 4096;
 };
 
 class ExtentQueue final : public IoQueue {

@@ -40,7 +40,8 @@ struct RawIo {
   uint32_t length = 0;  // multiple of 4096; without `direct`, <= arena buffer_bytes
   uint32_t buffer = 0;  // arena buffer index
   int64_t result = 0;   // set by Run: bytes transferred, or -errno
-  // Direct transfer (see above): 4096-aligned caller memory of direct_bytes
+  // Direct transfer (see above): caller memory of direct_bytes, aligned as
+  // the target asks (BlockTarget::direct_alignment)
   // (a multiple of 4096, 0 < direct_bytes <= length - 4096). Only for
   // engines that supports_direct(). The caller keeps it valid until the
   // transfer completes.
@@ -108,7 +109,8 @@ class RawQueue {
   // True when the engine carries out direct transfers (RawIo::direct).
   virtual bool supports_direct() const { return false; }
   // True when a direct transfer may use `bytes` of caller memory at
-  // `memory` (already 4096-aligned); only asked when supports_direct().
+  // `memory` (already aligned as the target asks); only asked when
+  // supports_direct().
   virtual bool DirectOk(const std::byte* /*memory*/, size_t /*bytes*/) const { return true; }
 
   BufferArena& arena() { return arena_; }
