@@ -1,45 +1,21 @@
 #include "llama_io.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <new>
 #include <string>
 
 #include "llama.h"
+#include "util/aligned_buffer.h"
 
 namespace kvpool::llama {
 
-namespace {
-
-constexpr size_t kHugePageBytes = 2u << 20;
-
-// Buffers this large are whole 2 MiB pages, 2 MiB-aligned and advised for
-// transparent huge pages: direct reads into 4 KiB pages move one DMA segment
-// per page, and copies into them miss the TLB every 4 KiB.
-constexpr size_t kHugeFromBytes = 2 * kHugePageBytes;
-
-size_t AlignmentFor(size_t n, size_t alignment) {
-  return n >= kHugeFromBytes ? std::max(alignment, kHugePageBytes) : alignment;
-}
-
-size_t CapacityFor(size_t n) {
-  return n >= kHugeFromBytes ? (n + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes : n;
-}
-
-}  // namespace
-
-Bytes::Bytes(size_t n, size_t alignment)
-    : data_(static_cast<std::byte*>(::operator new[](std::max<size_t>(CapacityFor(n), 1),
-                                                     std::align_val_t{AlignmentFor(n, alignment)})),
-            Free{AlignmentFor(n, alignment)}),
-      size_(n),
-      capacity_(CapacityFor(n)) {
-  if (n >= kHugeFromBytes) ::madvise(data_.get(), capacity_, MADV_HUGEPAGE);  // advice only
-}
-
-void Bytes::Free::operator()(std::byte* p) const {
-  ::operator delete[](p, std::align_val_t{alignment});
+Bytes::Bytes(size_t n, size_t alignment) {
+  size_t allocated = 0;
+  void* p = AllocateAligned(n, alignment, &allocated);
+  if (p == nullptr) throw std::bad_alloc();
+  data_.reset(static_cast<std::byte*>(p));
+  size_ = n;
+  capacity_ = n == 0 ? 0 : allocated;
 }
 
 Bytes BlobRecycler::Take(size_t n) {

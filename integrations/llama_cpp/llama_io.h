@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -19,7 +20,9 @@ namespace kvpool::llama {
 // Heap bytes that are not zero-filled, optionally 4096-aligned (for O_DIRECT
 // devices, whose fast path reads into aligned memory). From 4 MiB on they
 // are whole 2 MiB pages, 2 MiB-aligned and advised for transparent huge
-// pages (capacity() is then rounded up to 2 MiB).
+// pages (AllocateAligned, util/aligned_buffer.h): direct reads into 4 KiB
+// pages move one DMA segment per page, and copies into them miss the TLB
+// every 4 KiB. capacity() is size rounded up to the alignment used.
 class Bytes {
  public:
   Bytes() = default;
@@ -35,10 +38,9 @@ class Bytes {
 
  private:
   struct Free {
-    size_t alignment;
-    void operator()(std::byte* p) const;
+    void operator()(std::byte* p) const { std::free(p); }
   };
-  std::unique_ptr<std::byte[], Free> data_{nullptr, Free{64}};
+  std::unique_ptr<std::byte, Free> data_;
   size_t size_ = 0;
   size_t capacity_ = 0;
 };
