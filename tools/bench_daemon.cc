@@ -1,19 +1,10 @@
 #include "bench_daemon.h"
 
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <atomic>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -21,17 +12,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
 #include <kvpool/client.h>
 #include <kvpool/kvpool.h>
 
 #include "bench_util.h"
 #include "host_kv.h"
+#include "kvpoold_child.h"
 #include "ipc/wire.h"
 #include "util/aligned_buffer.h"
 #include "util/clock.h"
@@ -48,8 +38,6 @@ constexpr double kDaemonTarget = 0.90;         // daemon / in-process, 1 MiB seg
 constexpr uint32_t kDaemonLayers = 8;
 constexpr uint32_t kDaemonKvHeads = 8;
 constexpr uint32_t kDaemonHeadDim = 128;
-constexpr int kDaemonReadySeconds = 120;       // kvpoold's open (recovery) until "serving"
-constexpr int kDaemonStopSeconds = 60;         // SIGTERM until SIGKILL
 constexpr uint32_t kDaemonClientTimeoutMs = 120000;
 constexpr uint64_t k2MiB = 2ull << 20;
 
@@ -108,66 +96,6 @@ std::string DaemonKernel() {
   return k.empty() ? "unknown" : k;
 }
 
-bool DaemonIsExecutable(const std::filesystem::path& p) {
-  std::error_code ec;
-  return std::filesystem::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
-}
-
-// --kvpoold, else the kvpoold next to this binary, else ../daemon/kvpoold.
-Result<std::string> DaemonFindKvpoold(const std::string& given) {
-  if (!given.empty()) {
-    if (DaemonIsExecutable(given)) return given;
-    return Status::NotFound("--kvpoold '" + given + "' is not an executable file");
-  }
-  std::error_code ec;
-  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return Status::NotFound("cannot read /proc/self/exe (" + ec.message() + "); pass --kvpoold PATH");
-  const std::filesystem::path dir = exe.parent_path();
-  const std::vector<std::filesystem::path> tried = {dir / "kvpoold", (dir / ".." / "daemon" / "kvpoold").lexically_normal()};
-  for (const auto& p : tried) {
-    if (DaemonIsExecutable(p)) return p.string();
-  }
-  return Status::NotFound("kvpoold not found: tried " + tried[0].string() + " and " + tried[1].string() +
-                          "; build it (ninja kvpoold) or pass --kvpoold PATH");
-}
-
-// CPU seconds (user + system, all threads) and minor page faults of a
-// process: `pid` from /proc, or this process (pid <= 0) from getrusage.
-struct DaemonProcessUsage {
-  double cpu_seconds = 0;
-  uint64_t minor_faults = 0;
-
-  static DaemonProcessUsage Of(pid_t pid) {
-    DaemonProcessUsage u;
-    if (pid <= 0) {
-      const CpuTimes cpu = CpuTimes::Now();
-      u.cpu_seconds = cpu.user + cpu.system;
-      rusage ru{};
-      getrusage(RUSAGE_SELF, &ru);
-      u.minor_faults = static_cast<uint64_t>(ru.ru_minflt);
-      return u;
-    }
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(in, line);
-    const size_t paren = line.rfind(')');
-    if (paren == std::string::npos || paren + 2 > line.size()) return u;
-    std::istringstream fields(line.substr(paren + 2));
-    std::string f;
-    double ticks = 0;
-    for (int i = 3; fields >> f; ++i) {  // field 3 is the state (proc(5))
-      if (i == 10) u.minor_faults = std::strtoull(f.c_str(), nullptr, 10);
-      if (i == 14 || i == 15) ticks += std::atof(f.c_str());
-      if (i == 15) break;
-    }
-    u.cpu_seconds = ticks / double(sysconf(_SC_CLK_TCK));
-    return u;
-  }
-  DaemonProcessUsage operator-(const DaemonProcessUsage& o) const {
-    return {cpu_seconds - o.cpu_seconds, minor_faults - o.minor_faults};
-  }
-};
-
 // The bench's directory: made with mkdtemp (removed whole at the end) or
 // given (only the files made here are removed). Nothing is removed with --keep.
 class DaemonScratchDir {
@@ -217,215 +145,6 @@ class DaemonScratchDir {
   bool made_ = false;
   bool keep_ = false;
   std::vector<std::string> files_;
-};
-
-// ------------------------------------------------------------ kvpoold child
-
-// SIGINT, SIGTERM or SIGHUP while the bench runs: stop kvpoold, remove the
-// bench's files (unless --keep) and exit 128 + signal. Everything the
-// handler reads is fixed before it is installed, except `child`.
-struct DaemonSignalState {
-  std::atomic<pid_t> child{-1};
-  std::vector<std::string> files;  // removed with unlink
-  std::string dir;                 // removed with rmdir when the bench made it; "" = not
-  bool keep = false;
-};
-DaemonSignalState g_daemon_signal;
-
-extern "C" void DaemonOnSignal(int sig) {
-  pid_t pid = g_daemon_signal.child.exchange(-1);
-  if (pid > 0) {  // only async-signal-safe calls here
-    kill(pid, SIGTERM);
-    bool gone = false;
-    for (int i = 0; i < 1000 && !gone; ++i) {
-      gone = waitpid(pid, nullptr, WNOHANG) == pid;
-      timespec ts{0, 10 * 1000 * 1000};
-      if (!gone) nanosleep(&ts, nullptr);
-    }
-    if (!gone) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-  if (!g_daemon_signal.keep) {
-    for (const std::string& f : g_daemon_signal.files) unlink(f.c_str());
-    if (!g_daemon_signal.dir.empty()) rmdir(g_daemon_signal.dir.c_str());
-  }
-  static const char kStopped[] = "kvpool bench daemon: interrupted; kvpoold stopped\n";
-  static const char kPlain[] = "kvpool bench daemon: interrupted\n";
-  ssize_t ignored = pid > 0 ? write(2, kStopped, sizeof(kStopped) - 1) : write(2, kPlain, sizeof(kPlain) - 1);
-  (void)ignored;
-  _exit(128 + sig);
-}
-
-// Installs DaemonOnSignal for the bench's duration.
-class DaemonSignalGuard {
- public:
-  DaemonSignalGuard(std::vector<std::string> files, std::string dir, bool keep) {
-    g_daemon_signal.files = std::move(files);
-    g_daemon_signal.dir = std::move(dir);
-    g_daemon_signal.keep = keep;
-    struct sigaction sa {};
-    sa.sa_handler = DaemonOnSignal;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; ++i) {
-      sigaddset(&sa.sa_mask, kSignals[i]);  // one handler at a time
-    }
-    for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &sa, &old_[i]);
-  }
-  ~DaemonSignalGuard() {
-    for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &old_[i], nullptr);
-  }
-  DaemonSignalGuard(const DaemonSignalGuard&) = delete;
-  DaemonSignalGuard& operator=(const DaemonSignalGuard&) = delete;
-
- private:
-  static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
-  struct sigaction old_[3] {};
-};
-
-// One kvpoold child: started with a config, its stdout and stderr in a log
-// file, ready once it printed "kvpoold: serving". Always stopped: SIGTERM,
-// then SIGKILL after kDaemonStopSeconds, by Stop() or the destructor; it
-// also gets SIGTERM if this process dies (PR_SET_PDEATHSIG).
-class DaemonChildProcess {
- public:
-  static Result<std::unique_ptr<DaemonChildProcess>> Start(const std::string& exe, const std::string& config,
-                                                          const std::string& log) {
-    std::unique_ptr<DaemonChildProcess> c(new DaemonChildProcess);
-    c->log_ = log;
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::IOError("cannot create '" + log + "': " + strerror(errno));
-    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    std::vector<std::string> args = {exe, "--config", config};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t parent = getpid();
-    Clock::time_point t = Clock::now();
-    // vfork, not fork: fork would copy the page tables of this multi-GiB
-    // process and write-protect all of its memory (copy-on-write), so that
-    // the next in-process round would pay a page fault per 4 KiB it writes.
-    // No handler of ours may run in the child: signals wait until it has its
-    // default dispositions (posix_spawn does the same).
-    sigset_t all, mask;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &mask);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    pid_t pid = vfork();
-    if (pid == 0) {  // the parent's memory: only system calls from here to execv
-      sigaction(SIGINT, &dfl, nullptr);
-      sigaction(SIGTERM, &dfl, nullptr);
-      sigaction(SIGHUP, &dfl, nullptr);
-      sigprocmask(SIG_SETMASK, &mask, nullptr);
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (getppid() != parent) _exit(127);
-      if (null_fd >= 0) dup2(null_fd, 0);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    const int fork_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &mask, nullptr);
-    ::close(fd);
-    if (null_fd >= 0) ::close(null_fd);
-    if (pid < 0) return Status::IOError("vfork for kvpoold: " + std::string(strerror(fork_errno)));
-    c->pid_ = pid;
-    g_daemon_signal.child.store(pid);
-    // Ready when the log says so; an early exit or a timeout is an error.
-    for (;;) {
-      const std::string text = c->Log();
-      if (text.find("kvpoold: serving") != std::string::npos) break;
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid) {
-        g_daemon_signal.child.store(-1);
-        c->pid_ = -1;
-        std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                            : "was killed by signal " + std::to_string(WTERMSIG(status));
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && text.empty()) how += " (could not execute " + exe + ")";
-        return Status::IOError("kvpoold (" + exe + " --config " + config + ") " + how + " before serving; its log " +
-                               log + ":\n" + c->LogTail());
-      }
-      if (SecondsSince(t) > kDaemonReadySeconds) {
-        (void)c->Stop();
-        return Status::IOError("kvpoold did not print \"kvpoold: serving\" within " +
-                               std::to_string(kDaemonReadySeconds) + " s; its log " + log + ":\n" + c->LogTail());
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    c->ready_seconds_ = SecondsSince(t);
-    return c;
-  }
-
-  ~DaemonChildProcess() { (void)Stop(); }
-  DaemonChildProcess(const DaemonChildProcess&) = delete;
-  DaemonChildProcess& operator=(const DaemonChildProcess&) = delete;
-
-  // SIGTERM and wait; SIGKILL when it does not exit in time. OK when it
-  // exited 0, else IOError with its log. Idempotent.
-  Status Stop() {
-    if (pid_ <= 0) return Status::OK();
-    g_daemon_signal.child.store(-1);  // from here on a signal leaves it to this stop (or PR_SET_PDEATHSIG)
-    Clock::time_point t = Clock::now();
-    kill(pid_, SIGTERM);
-    int status = 0;
-    bool killed = false;
-    for (;;) {
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (SecondsSince(t) > kDaemonStopSeconds) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        killed = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    pid_ = -1;
-    stop_seconds_ = SecondsSince(t);
-    if (killed) {
-      return Status::IOError("kvpoold did not exit within " + std::to_string(kDaemonStopSeconds) +
-                             " s of SIGTERM and was killed; its log " + log_ + ":\n" + LogTail());
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      return Status::IOError("kvpoold ended with " +
-                             (WIFEXITED(status) ? "status " + std::to_string(WEXITSTATUS(status))
-                                                : "signal " + std::to_string(WTERMSIG(status))) +
-                             " after SIGTERM; its log " + log_ + ":\n" + LogTail());
-    }
-    return Status::OK();
-  }
-
-  pid_t pid() const { return pid_; }
-  // The "N chunks recovered" of kvpoold's serving line; 0 when absent.
-  uint64_t RecoveredChunks() const {
-    const std::string text = Log();
-    const size_t at = text.find(" chunks recovered");
-    if (at == std::string::npos) return 0;
-    size_t b = at;
-    while (b > 0 && std::isdigit(static_cast<unsigned char>(text[b - 1]))) --b;
-    return b < at ? std::strtoull(text.c_str() + b, nullptr, 10) : 0;
-  }
-  double ready_seconds() const { return ready_seconds_; }
-  double stop_seconds() const { return stop_seconds_; }
-  std::string Log() const {
-    std::ifstream in(log_);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  }
-  std::string LogTail() const {
-    std::string text = Log();
-    if (text.size() > 4000) text = "..." + text.substr(text.size() - 4000);
-    return text.empty() ? "(empty)" : text;
-  }
-
- private:
-  DaemonChildProcess() = default;
-  pid_t pid_ = -1;
-  std::string log_;
-  double ready_seconds_ = 0;
-  double stop_seconds_ = 0;
 };
 
 // ------------------------------------------------------------- the workload
