@@ -62,7 +62,8 @@ extern "C" void DaemonOnSignal(int sig) {
   }
   static const char kStopped[] = "kvpool bench daemon: interrupted; kvpoold stopped\n";
   static const char kPlain[] = "kvpool bench daemon: interrupted\n";
-  ssize_t ignored = pid > 0 ? write(2, kStopped, sizeof(kStopped) - 1) : write(2, kPlain, sizeof(kPlain) - 1);
+  ssize_t ignored =
+      pid > 0 ? write(2, kStopped, sizeof(kStopped) - 1) : write(2, kPlain, sizeof(kPlain) - 1);
   (void)ignored;
   _exit(128 + sig);
 }
@@ -76,14 +77,17 @@ Result<std::string> DaemonFindKvpoold(const std::string& given) {
   }
   std::error_code ec;
   std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return Status::NotFound("cannot read /proc/self/exe (" + ec.message() + "); pass --kvpoold PATH");
+  if (ec)
+    return Status::NotFound("cannot read /proc/self/exe (" + ec.message() +
+                            "); pass --kvpoold PATH");
   const std::filesystem::path dir = exe.parent_path();
-  const std::vector<std::filesystem::path> tried = {dir / "kvpoold", (dir / ".." / "daemon" / "kvpoold").lexically_normal()};
+  const std::vector<std::filesystem::path> tried = {
+      dir / "kvpoold", (dir / ".." / "daemon" / "kvpoold").lexically_normal()};
   for (const auto& p : tried) {
     if (DaemonIsExecutable(p)) return p.string();
   }
-  return Status::NotFound("kvpoold not found: tried " + tried[0].string() + " and " + tried[1].string() +
-                          "; build it (ninja kvpoold) or pass --kvpoold PATH");
+  return Status::NotFound("kvpoold not found: tried " + tried[0].string() + " and " +
+                          tried[1].string() + "; build it (ninja kvpoold) or pass --kvpoold PATH");
 }
 
 DaemonProcessUsage DaemonProcessUsage::Of(pid_t pid) {
@@ -130,8 +134,9 @@ DaemonSignalGuard::~DaemonSignalGuard() {
   for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &old_[i], nullptr);
 }
 
-Result<std::unique_ptr<DaemonChildProcess>> DaemonChildProcess::Start(const std::string& exe, const std::string& config,
-                                                        const std::string& log) {
+Result<std::unique_ptr<DaemonChildProcess>> DaemonChildProcess::Start(const std::string& exe,
+                                                                      const std::string& config,
+                                                                      const std::string& log) {
   std::unique_ptr<DaemonChildProcess> c(new DaemonChildProcess);
   c->log_ = log;
   int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -182,16 +187,19 @@ Result<std::unique_ptr<DaemonChildProcess>> DaemonChildProcess::Start(const std:
     if (waitpid(pid, &status, WNOHANG) == pid) {
       g_daemon_signal.child.store(-1);
       c->pid_ = -1;
-      std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                          : "was killed by signal " + std::to_string(WTERMSIG(status));
-      if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && text.empty()) how += " (could not execute " + exe + ")";
-      return Status::IOError("kvpoold (" + exe + " --config " + config + ") " + how + " before serving; its log " +
-                             log + ":\n" + c->LogTail());
+      std::string how = WIFEXITED(status)
+                            ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                            : "was killed by signal " + std::to_string(WTERMSIG(status));
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && text.empty())
+        how += " (could not execute " + exe + ")";
+      return Status::IOError("kvpoold (" + exe + " --config " + config + ") " + how +
+                             " before serving; its log " + log + ":\n" + c->LogTail());
     }
     if (SecondsSince(t) > kReadySeconds) {
       (void)c->Stop();
       return Status::IOError("kvpoold did not print \"kvpoold: serving\" within " +
-                             std::to_string(kReadySeconds) + " s; its log " + log + ":\n" + c->LogTail());
+                             std::to_string(kReadySeconds) + " s; its log " + log + ":\n" +
+                             c->LogTail());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -201,7 +209,8 @@ Result<std::unique_ptr<DaemonChildProcess>> DaemonChildProcess::Start(const std:
 
 Status DaemonChildProcess::Stop() {
   if (pid_ <= 0) return Status::OK();
-  g_daemon_signal.child.store(-1);  // from here on a signal leaves it to this stop (or PR_SET_PDEATHSIG)
+  g_daemon_signal.child.store(
+      -1);  // from here on a signal leaves it to this stop (or PR_SET_PDEATHSIG)
   Clock::time_point t = Clock::now();
   kill(pid_, SIGTERM);
   int status = 0;

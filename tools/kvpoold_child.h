@@ -45,7 +45,7 @@ class DaemonSignalGuard {
 
  private:
   static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
-  struct sigaction old_[3] {};
+  struct sigaction old_[3]{};
 };
 
 // One kvpoold child: started with a config, its stdout and stderr in a log
@@ -61,8 +61,8 @@ class DaemonChildProcess {
   // tail) when it cannot start, exits before serving, or is not serving
   // within kReadySeconds.
   static Result<std::unique_ptr<DaemonChildProcess>> Start(const std::string& exe,
-                                                          const std::string& config,
-                                                          const std::string& log);
+                                                           const std::string& config,
+                                                           const std::string& log);
 
   ~DaemonChildProcess() { (void)Stop(); }
   DaemonChildProcess(const DaemonChildProcess&) = delete;

@@ -55,8 +55,8 @@ struct SegmentIo {
   // Set by block devices (extent, SPDK): the payload was copied through a
   // bounce buffer instead of moving straight to or from `buffer` (which is
   // not aligned as Device::direct_alignment asks, is under one block, or
-  // the engine has no direct transfers). A payload's last partial block always passes through the
-  // bounce buffer; that alone does not set it.
+  // the engine has no direct transfers). A payload's last partial block
+  // always passes through the bounce buffer; that alone does not set it.
   bool bounced = false;
   // Read: set by a device that copied the payload into `buffer` itself
   // (DRAM, a fully bounced block read) and hashed each piece of `buffer`
