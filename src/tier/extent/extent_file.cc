@@ -59,7 +59,7 @@ Status CheckNotMemoryFs(const std::string& what, const std::string& path,
 // The memory alignment O_DIRECT transfers on `fd` need, as the kernel
 // reports it (statx STATX_DIOALIGN: files on ext4/xfs since Linux 6.1, block
 // devices since 6.11): the block layer's DMA alignment, 4 bytes on NVMe, 512
-// on virtio-blk and SATA. 4096 when the kernel does not say, or says
+// on virtio-blk and loop devices. 4096 when the kernel does not say, or says
 // something that is not a power of two up to 4096.
 size_t DirectMemoryAlignment(int fd) {
 #ifdef STATX_DIOALIGN
