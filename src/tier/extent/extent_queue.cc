@@ -5,6 +5,7 @@
 
 #include "format/constants.h"
 #include "format/slot_header.h"
+#include "util/aligned_buffer.h"
 #include "util/checksum.h"
 #include "util/errno_status.h"
 
@@ -21,7 +22,7 @@ std::string SlotName(const ExtentContext& c, uint32_t slot) {
 // blocks, when the caller's memory has the alignment O_DIRECT asks of it on
 // this device (ExtentContext::direct_alignment).
 uint32_t DirectBytes(const SegmentIo& op, size_t alignment) {
-  if (reinterpret_cast<uintptr_t>(op.buffer) % alignment != 0) return 0;
+  if (!IsAligned(op.buffer, alignment)) return 0;
   return op.length / kBlockBytes * kBlockBytes;
 }
 
