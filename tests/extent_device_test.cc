@@ -5,15 +5,19 @@
 // KVPOOL_TEST_SPDK_TRANSPORT is set (tests/hw/spdk_nvmf_test.sh).
 #include <gtest/gtest.h>
 #include <linux/magic.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "core/pool_impl.h"
 #include "extent_test_util.h"
 #include "pool_helpers.h"
+#include "tier/extent/extent_file.h"
 
 namespace kvpool::testing {
 namespace {
@@ -354,6 +358,87 @@ TEST(ExtentOpen, TmpfsIsRefusedNamingThePath) {
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
   EXPECT_NE(p.status().message().find("O_DIRECT"), std::string::npos) << p.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// What the kernel reports of O_DIRECT decides: no direct I/O at all
+// (alignments of 0), or blocks larger than the format's, is refused by
+// name; a kernel that reports nothing is trusted with what open() allowed.
+TEST(ExtentOpen, DirectIoReportsThatCannotHoldAnExtentAreRefused) {
+  const std::string path = "/mnt/data/kv.extent";
+  Status none = CheckDirectIo(true, 0, 0, "device 'ssd0'", path);
+  EXPECT_EQ(none.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(none.message().find("'" + path + "'"), std::string::npos) << none.ToString();
+  EXPECT_NE(none.message().find("O_DIRECT"), std::string::npos) << none.ToString();
+  Status large = CheckDirectIo(true, 512, 16384, "device 'ssd0'", path);
+  EXPECT_EQ(large.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(large.message().find("16384"), std::string::npos) << large.ToString();
+  EXPECT_NE(large.message().find(path), std::string::npos) << large.ToString();
+  EXPECT_EQ(CheckDirectIo(false, 0, 8192, "device 'ssd0'", path).code(),
+            StatusCode::kInvalidArgument);  // a block device's logical block
+  EXPECT_TRUE(CheckDirectIo(true, 512, 512, "device 'ssd0'", path).ok());
+  EXPECT_TRUE(CheckDirectIo(true, 4, 4096, "device 'ssd0'", path).ok());
+  EXPECT_TRUE(CheckDirectIo(false, 0, 0, "device 'ssd0'", path).ok());
+}
+
+// ext4 mounted with data=journal accepts O_DIRECT and serves it from the
+// page cache; the kernel says so (statx STATX_DIOALIGN of 0). An extent
+// there would neither bypass memory nor be measured cold: it is refused
+// and nothing is left behind. Needs root, loop devices and mkfs.ext4.
+class JournalledExt4 {
+ public:
+  explicit JournalledExt4(const std::string& dir) : image_(dir + "/ext4.img"), mount_(dir + "/mnt") {
+    if (::geteuid() != 0) {
+      why_not_ = "needs root to mount a loop device";
+      return;
+    }
+    std::filesystem::create_directory(mount_);
+    const std::string mkfs = "truncate -s 64M '" + image_ + "' && mkfs.ext4 -q -F '" + image_ +
+                             "' >/dev/null 2>&1";
+    if (std::system(mkfs.c_str()) != 0) {
+      why_not_ = "mkfs.ext4 is not available";
+      return;
+    }
+    const std::string mount = "mount -o loop,data=journal '" + image_ + "' '" + mount_ + "' 2>/dev/null";
+    if (std::system(mount.c_str()) != 0) {
+      why_not_ = "cannot mount a loop device here";
+      return;
+    }
+    mounted_ = true;
+  }
+  ~JournalledExt4() {
+    if (mounted_) (void)std::system(("umount '" + mount_ + "'").c_str());
+  }
+  const std::string& why_not() const { return why_not_; }
+  const std::string& mount() const { return mount_; }
+
+ private:
+  std::string image_, mount_, why_not_;
+  bool mounted_ = false;
+};
+
+TEST(ExtentOpen, AFilesystemThatBuffersODirectIsRefused) {
+  TempDir dir;
+  JournalledExt4 fs(dir.path());
+  if (!fs.why_not().empty()) GTEST_SKIP() << fs.why_not();
+  {  // a kernel before 6.1 does not report it; then nothing can tell
+    std::ofstream(fs.mount() + "/probe") << "x";
+    struct statx stx {};
+    if (::statx(AT_FDCWD, (fs.mount() + "/probe").c_str(), 0, STATX_DIOALIGN, &stx) != 0 ||
+        (stx.stx_mask & STATX_DIOALIGN) == 0) {
+      GTEST_SKIP() << "this kernel does not report STATX_DIOALIGN";
+    }
+  }
+  const std::string path = fs.mount() + "/kv.extent";
+  PoolOptions o;
+  o.shape = Tiny();
+  o.devices.push_back(ExtentOptions("ssd0", path, CapacityFor(o.shape, 8), "psync"));
+  auto p = Pool::Open(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
+  EXPECT_NE(p.status().message().find("does not support O_DIRECT"), std::string::npos)
+      << p.status().ToString();
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 

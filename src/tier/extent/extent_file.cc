@@ -17,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "format/constants.h"
 #include "util/aligned_buffer.h"
 #include "util/errno_status.h"
 #include "util/log.h"
@@ -56,24 +57,64 @@ Status CheckNotMemoryFs(const std::string& what, const std::string& path,
   return Status::OK();
 }
 
-// The memory alignment O_DIRECT transfers on `fd` need, as the kernel
-// reports it (statx STATX_DIOALIGN: files on ext4/xfs since Linux 6.1, block
-// devices since 6.11): the block layer's DMA alignment, 4 bytes on NVMe, 512
-// on virtio-blk and loop devices. 4096 when the kernel does not say, or says
-// something that is not a power of two up to 4096.
-size_t DirectMemoryAlignment(int fd) {
+// What the kernel reports of O_DIRECT on `fd`: statx STATX_DIOALIGN (files
+// on ext4/xfs since Linux 6.1, block devices since 6.11), and for block
+// devices the logical block size (BLKSSZGET) when statx does not say.
+struct DirectIoReport {
+  bool reported = false;        // statx answered STATX_DIOALIGN
+  size_t memory_alignment = 0;  // 0: no direct I/O on this file (when reported)
+  size_t offset_alignment = 0;  // 0: unknown, or no direct I/O (when reported)
+};
+
+DirectIoReport QueryDirectIo(int fd, bool block_device) {
+  DirectIoReport r;
 #ifdef STATX_DIOALIGN
   struct statx stx {};
   if (::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
       (stx.stx_mask & STATX_DIOALIGN) != 0) {
-    const size_t a = stx.stx_dio_mem_align;
-    if (a != 0 && a <= 4096 && (a & (a - 1)) == 0) return a;
+    r.reported = true;
+    r.memory_alignment = stx.stx_dio_mem_align;
+    r.offset_alignment = stx.stx_dio_offset_align;
+    return r;
   }
-#else
-  (void)fd;
 #endif
-  return 4096;
+  int logical_block = 0;
+  if (block_device && ::ioctl(fd, BLKSSZGET, &logical_block) == 0 && logical_block > 0) {
+    r.offset_alignment = size_t(logical_block);
+  }
+  return r;
 }
+
+// The memory alignment direct transfers may use: the block layer's DMA
+// alignment, 4 bytes on NVMe, 512 on virtio-blk and loop devices. 4096 when
+// the kernel does not say, or says something that is not a power of two up
+// to 4096.
+size_t MemoryAlignment(const DirectIoReport& r) {
+  const size_t a = r.memory_alignment;
+  return a != 0 && a <= 4096 && (a & (a - 1)) == 0 ? a : 4096;
+}
+
+}  // namespace
+
+Status CheckDirectIo(bool reported, size_t memory_alignment, size_t offset_alignment,
+                     const std::string& what, const std::string& path) {
+  if (reported && (memory_alignment == 0 || offset_alignment == 0)) {
+    return NotDirect(what, path,
+                     "does not support O_DIRECT: the kernel reports no direct I/O alignment for it "
+                     "(statx STATX_DIOALIGN), so reads and writes would go through the page "
+                     "cache (ext4 with data=journal is one such filesystem)");
+  }
+  if (offset_alignment > format::kBlockBytes) {
+    return Status::InvalidArgument(
+        what + ": '" + path + "' takes O_DIRECT transfers only in multiples of " +
+        std::to_string(offset_alignment) + " bytes; the extent format's block is " +
+        std::to_string(format::kBlockBytes) +
+        " bytes: place the extent on a device or filesystem with blocks of 4096 bytes or less");
+  }
+  return Status::OK();
+}
+
+namespace {
 
 Status OpenError(int err, const std::string& what, const std::string& path) {
   Status s = ErrnoStatus(err, what + ": open '" + path + "' with O_DIRECT");
@@ -151,7 +192,11 @@ Status ExtentFile::Create(const DeviceOptions& options, uint64_t need_bytes) {
     return OpenError(err, what_, path_);
   }
   created_ = true;
-  direct_alignment_ = DirectMemoryAlignment(fd_);
+  Status direct = CheckDirectIo();
+  if (!direct.ok()) {
+    ::unlink(path_.c_str());
+    return direct;
+  }
   KVP_RETURN_IF_ERROR(Lock());
   Status grown = EnsureSize(need_bytes);
   if (!grown.ok()) ::unlink(path_.c_str());
@@ -165,7 +210,7 @@ Status ExtentFile::OpenExisting(bool block_device) {
   int flags = O_RDWR | O_DIRECT | O_CLOEXEC | (block_device_ ? O_EXCL : 0);
   fd_ = ::open(path_.c_str(), flags);
   if (fd_ < 0) return OpenError(errno, what_, path_);
-  direct_alignment_ = DirectMemoryAlignment(fd_);
+  KVP_RETURN_IF_ERROR(CheckDirectIo());
   KVP_RETURN_IF_ERROR(Lock());
   if (block_device_) {
     if (::ioctl(fd_, BLKGETSIZE64, &size_) != 0) {
@@ -176,6 +221,14 @@ Status ExtentFile::OpenExisting(bool block_device) {
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return ErrnoStatus(errno, what_ + ": fstat '" + path_ + "'");
   size_ = uint64_t(st.st_size);
+  return Status::OK();
+}
+
+Status ExtentFile::CheckDirectIo() {
+  const DirectIoReport r = QueryDirectIo(fd_, block_device_);
+  KVP_RETURN_IF_ERROR(
+      kvpool::CheckDirectIo(r.reported, r.memory_alignment, r.offset_alignment, what_, path_));
+  direct_alignment_ = MemoryAlignment(r);
   return Status::OK();
 }
 

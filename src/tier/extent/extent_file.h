@@ -1,8 +1,10 @@
 // The file or block device behind an extent device: opened O_DIRECT (always),
 // locked against a second opener (flock), created and preallocated when
 // missing. Refuses, with a message naming the path, what would not really be
-// O_DIRECT (tmpfs/ramfs, or a filesystem that rejects it) and what does not
-// fit (checked before anything is created or written). As a BlockTarget its
+// O_DIRECT (tmpfs/ramfs, a filesystem that rejects it or that the kernel
+// reports takes no direct I/O, one whose O_DIRECT blocks are larger than the
+// format's 4096) and what does not fit (checked before anything is created
+// or written). As a BlockTarget its
 // metadata I/O is pread/pwrite + fdatasync and its engines are the kernel's
 // (options.engine: io_uring or psync, raw_queue.h).
 #pragma once
@@ -19,13 +21,20 @@
 
 namespace kvpool {
 
+// Refuses, naming `path`, a file the kernel reports (statx STATX_DIOALIGN:
+// `reported`) as taking no direct I/O (an alignment of 0), and one whose
+// O_DIRECT offsets must be multiples of more than the format's 4096-byte
+// block (`offset_alignment`; 0 when unknown). InvalidArgument either way.
+Status CheckDirectIo(bool reported, size_t memory_alignment, size_t offset_alignment,
+                     const std::string& what, const std::string& path);
+
 class ExtentFile final : public BlockTarget {
  public:
   // Opens options.path; when it does not exist, creates it with `need_bytes`
-  // preallocated. Errors: InvalidArgument (not O_DIRECT-capable, not a file
-  // or block device), NoSpace (the filesystem or block device is too small:
-  // the message names the path and both sizes), IOError (locked by another
-  // process, or another failure).
+  // preallocated. Errors: InvalidArgument (not O_DIRECT-capable, O_DIRECT
+  // blocks over 4096 bytes, not a file or block device), NoSpace (the filesystem or block device is
+  // too small: the message names the path and both sizes), IOError (locked by another process, or
+  // another failure).
   static Result<std::unique_ptr<ExtentFile>> Open(const DeviceOptions& options,
                                                   uint64_t need_bytes);
   // The checks Open makes before creating a missing extent (O_DIRECT-capable
@@ -43,8 +52,7 @@ class ExtentFile final : public BlockTarget {
   uint64_t size() const override { return size_; }
   const std::string& location() const override { return path_; }
 
-  Status ReadAt(std::byte* buffer, size_t bytes, uint64_t offset,
-                const std::string& what) override;
+  Status ReadAt(std::byte* buffer, size_t bytes, uint64_t offset, const std::string& what) override;
   Status WriteAt(const std::byte* buffer, size_t bytes, uint64_t offset,
                  const std::string& what) override;
   Status Flush(const std::string& what) override;  // fdatasync
@@ -66,6 +74,9 @@ class ExtentFile final : public BlockTarget {
   ExtentFile() = default;
   Status OpenExisting(bool block_device);
   Status Create(const DeviceOptions& options, uint64_t need_bytes);
+  // Checks what the kernel reports of O_DIRECT on fd_ (the free
+  // CheckDirectIo) and takes direct_alignment_ from it.
+  Status CheckDirectIo();
   Status Lock();
 
   int fd_ = -1;
