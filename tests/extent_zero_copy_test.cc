@@ -17,6 +17,9 @@
 #include "core/device_runner.h"
 #include "core/io_waiter.h"
 #include "extent_test_util.h"
+#include "tier/extent/block_target.h"
+#include "tier/extent/extent_device.h"
+#include "tier/extent/extent_file.h"
 #include "util/aligned_buffer.h"
 #include "util/checksum.h"
 
@@ -119,6 +122,7 @@ class ZeroCopyTest : public ::testing::TestWithParam<std::string> {
   TempDir dir_;
   int opened_ = 0;        // each Open makes a new extent
   size_t alignment_ = 0;  // direct_alignment of the device opened last
+  size_t real_alignment_ = 0;  // the kernel's, under OverstatedAlignment
 };
 
 TEST_P(ZeroCopyTest, AlignedMemoryMovesDirectlyWholeBlocksOrNot) {
@@ -246,6 +250,91 @@ TEST_P(ZeroCopyTest, QueueDepthIsTransfersInFlight) {
   } else {
     EXPECT_GT(mean, 1.5) << GetParam() << " keeps several of " << kDepth << " transfers in flight";
   }
+}
+
+// An extent file that claims byte-aligned O_DIRECT memory, as a kernel
+// whose STATX_DIOALIGN report does not hold for a device would: the kernel
+// refuses (EINVAL) a direct transfer of memory off its real alignment.
+class OverstatedAlignment final : public BlockTarget {
+ public:
+  explicit OverstatedAlignment(std::unique_ptr<ExtentFile> file) : file_(std::move(file)) {}
+  Status ReadAt(std::byte* b, size_t n, uint64_t off, const std::string& what) override {
+    return file_->ReadAt(b, n, off, what);
+  }
+  Status WriteAt(const std::byte* b, size_t n, uint64_t off, const std::string& what) override {
+    return file_->WriteAt(b, n, off, what);
+  }
+  Status Flush(const std::string& what) override { return file_->Flush(what); }
+  uint64_t size() const override { return file_->size(); }
+  Status EnsureSize(uint64_t bytes) override { return file_->EnsureSize(bytes); }
+  Result<bool> LooksEmpty() override { return file_->LooksEmpty(); }
+  bool created() const override { return file_->created(); }
+  const std::string& location() const override { return file_->location(); }
+  Result<std::unique_ptr<RawQueue>> NewEngine(uint32_t depth, size_t bytes) override {
+    return file_->NewEngine(depth, bytes);
+  }
+  size_t direct_alignment() const override { return 1; }
+  std::string Describe() const override { return file_->Describe(); }
+
+ private:
+  std::unique_ptr<ExtentFile> file_;
+};
+
+// A direct transfer the kernel refuses is redone through the bounce buffer,
+// so nothing is lost, and the device moves no memory directly from then on
+// (Device::direct_alignment 0). Writes are redone by one device, reads by a
+// second one opened on the same extent.
+TEST_P(ZeroCopyTest, ADirectTransferTheKernelRefusesIsRedoneThroughTheBounceBuffer) {
+  if (GetParam() == "spdk") GTEST_SKIP() << "the SPDK target's alignment is its own (4096)";
+  constexpr uint32_t kPayload = 64 * 1024 + 100, kCount = 12;
+  const size_t stride = 17 * format::kBlockBytes;
+  DeviceOptions d = ExtentOptions("refused", dir_.path() + "/refused.extent",
+                                  uint64_t{kCount} * (kPayload + 3 * format::kBlockBytes) + (1 << 20),
+                                  GetParam());
+  auto open = [&]() -> std::unique_ptr<DeviceRunner> {
+    auto plan = PlanExtent(d, kPayload);
+    EXPECT_TRUE(plan.ok()) << plan.status().ToString();
+    if (!plan.ok()) return nullptr;
+    auto file = ExtentFile::Open(d, plan->layout.total_bytes);
+    EXPECT_TRUE(file.ok()) << file.status().ToString();
+    if (!file.ok()) return nullptr;
+    real_alignment_ = (*file)->direct_alignment();
+    auto dev = OpenExtentOnTarget(d, *plan, std::make_unique<OverstatedAlignment>(std::move(*file)),
+                                  kPoolId, ExtentTuning{});
+    EXPECT_TRUE(dev.ok()) << dev.status().ToString();
+    if (!dev.ok()) return nullptr;
+    auto r = DeviceRunner::Start(std::move(dev).value(), 0);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : nullptr;
+  };
+  AlignedBuffer src(stride * kCount + format::kBlockBytes);
+  for (size_t i = 0; i < src.size(); ++i) src.data()[i] = std::byte(uint8_t(i * 29 + i / 4096));
+  std::vector<SegmentIo> w = Ops(IoKind::kWrite, src.data() + 1, stride, kPayload, kCount, {});
+  IoWaiter waiter;
+  {
+    auto runner = open();
+    ASSERT_TRUE(runner);
+    if (real_alignment_ == 1) GTEST_SKIP() << "this file takes byte-aligned O_DIRECT memory";
+    EXPECT_EQ(runner->device().direct_alignment(), 1u);
+    Status s = waiter.Run(*runner, w);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(runner->device().direct_alignment(), 0u) << "direct transfers stay off";
+    EXPECT_EQ(runner->counters().bounced_segments.load(), kCount);
+  }
+  auto runner = open();
+  ASSERT_TRUE(runner);
+  AlignedBuffer dst(stride * kCount + format::kBlockBytes);
+  std::memset(dst.data(), 0xee, dst.size());
+  std::vector<SegmentIo> r =
+      Ops(IoKind::kRead, dst.data() + 1, stride, kPayload, kCount, ChecksumsOf(w));
+  Status s = waiter.Run(*runner, r);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  for (uint32_t i = 0; i < kCount; ++i) {
+    EXPECT_TRUE(r[i].bounced);
+    EXPECT_EQ(std::memcmp(dst.data() + 1 + i * stride, src.data() + 1 + i * stride, kPayload), 0)
+        << "segment " << i;
+  }
+  EXPECT_EQ(runner->device().direct_alignment(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ZeroCopyTest, ::testing::Values("uring", "psync", "spdk"),

@@ -43,6 +43,8 @@ class ExtentDevice final : public Device {
     ctx_.next_write_id = &next_write_id_;
     ctx_.zero_copy = options_.zero_copy;
     ctx_.direct_alignment = target_->direct_alignment();
+    ctx_.target = target_.get();
+    ctx_.direct_refused = &direct_refused_;
   }
 
   ~ExtentDevice() override {
@@ -66,9 +68,9 @@ class ExtentDevice final : public Device {
               std::to_string(ckpt ? ckpt->header.generation : 0) + ", " +
               std::to_string(r.verified) + " verified), discarded " + std::to_string(r.discarded));
     recovered_ = std::move(r.kept);
-    checkpointer_ = std::make_unique<Checkpointer>(
-        target_.get(), ctx_.layout, ctx_.device_id, &table_, &next_write_id_,
-        ckpt ? ckpt->header.generation : 0, ctx_.what);
+    checkpointer_ = std::make_unique<Checkpointer>(target_.get(), ctx_.layout, ctx_.device_id,
+                                                   &table_, &next_write_id_,
+                                                   ckpt ? ckpt->header.generation : 0, ctx_.what);
     checkpointer_->StartBackground(tuning.checkpoint_interval);
     return Status::OK();
   }
@@ -95,7 +97,7 @@ class ExtentDevice final : public Device {
   }
 
   size_t direct_alignment() const override {
-    return ctx_.zero_copy ? ctx_.direct_alignment : 0;
+    return ctx_.direct_allowed() ? ctx_.direct_alignment : 0;
   }
 
   std::string Describe() const override { return Device::Describe() + " " + target_->Describe(); }
@@ -108,6 +110,7 @@ class ExtentDevice final : public Device {
   std::unique_ptr<BlockTarget> target_;
   SlotTable table_;
   std::atomic<uint64_t> next_write_id_{1};
+  std::atomic<bool> direct_refused_{false};
   ExtentContext ctx_;
   std::unique_ptr<Checkpointer> checkpointer_;
   std::vector<RecoveredSegment> recovered_;

@@ -1,6 +1,7 @@
 #include "tier/extent/extent_queue.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "format/constants.h"
@@ -8,6 +9,7 @@
 #include "util/aligned_buffer.h"
 #include "util/checksum.h"
 #include "util/errno_status.h"
+#include "util/log.h"
 
 namespace kvpool {
 namespace {
@@ -46,8 +48,11 @@ void ExtentQueue::Execute(std::span<SegmentIo* const> ops) {
 class ExtentQueue::Stream final : public RawStream {
  public:
   Stream(ExtentQueue* queue, std::span<SegmentIo* const> ops, IoStreamSink& sink)
-      : queue_(queue), ops_(ops), sink_(sink),
-        by_buffer_(queue->raw_->depth(), nullptr), write_id_(queue->raw_->depth(), 0) {
+      : queue_(queue),
+        ops_(ops),
+        sink_(sink),
+        by_buffer_(queue->raw_->depth(), nullptr),
+        write_id_(queue->raw_->depth(), 0) {
     completed_.reserve(queue->raw_->depth());
   }
 
@@ -133,8 +138,9 @@ Status ExtentQueue::Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t*
   io->offset = l.SlotOffset(op.slot);
   io->length = static_cast<uint32_t>(format::Layout::SlotIoBytes(op.length));
   io->buffer = buffer;
-  io->direct_bytes =
-      ctx_->zero_copy && raw_->supports_direct() ? DirectBytes(op, ctx_->direct_alignment) : 0;
+  io->direct_bytes = ctx_->direct_allowed() && raw_->supports_direct()
+                         ? DirectBytes(op, ctx_->direct_alignment)
+                         : 0;
   if (io->direct_bytes > 0 && !raw_->DirectOk(op.buffer, io->direct_bytes)) io->direct_bytes = 0;
   io->direct = io->direct_bytes > 0 ? op.buffer : nullptr;
   op.bounced = io->direct_bytes == 0;
@@ -173,8 +179,36 @@ Status ExtentQueue::TransferStatus(const SegmentIo& op, const RawIo& io) const {
   return Status::OK();
 }
 
-Status ExtentQueue::FinishRead(SegmentIo& op, const RawIo& io) {
-  KVP_RETURN_IF_ERROR(TransferStatus(op, io));
+Status ExtentQueue::Transferred(SegmentIo& op, RawIo& io) {
+  const bool refused = io.result == -EINVAL && io.direct_bytes > 0;
+  const bool can_redo = ctx_->target != nullptr && ctx_->direct_refused != nullptr;
+  return refused && can_redo ? RedoBounced(op, io) : TransferStatus(op, io);
+}
+
+// Turns direct transfers off for the device, then moves the whole slot
+// through the arena buffer, whose header block is still in place (a write's
+// payload is staged behind it first). Blocks this queue's thread for one
+// synchronous transfer; it happens at most queue-depth times per device.
+Status ExtentQueue::RedoBounced(SegmentIo& op, RawIo& io) {
+  if (!ctx_->direct_refused->exchange(true)) {
+    log::Warn(ctx_->what + ": the kernel refused a direct transfer (EINVAL) of memory at the " +
+              std::to_string(ctx_->direct_alignment) +
+              "-byte alignment it reports for O_DIRECT; every transfer now goes through the "
+              "bounce buffers");
+  }
+  std::byte* b = raw_->arena().buffer(io.buffer);
+  io.direct = nullptr;
+  io.direct_bytes = 0;
+  op.bounced = true;
+  const std::string what = SlotName(*ctx_, op.slot);
+  if (op.kind == IoKind::kRead) return ctx_->target->ReadAt(b, io.length, io.offset, what);
+  std::memcpy(b + kBlockBytes, op.buffer, op.length);
+  std::memset(b + kBlockBytes + op.length, 0, io.length - kBlockBytes - op.length);
+  return ctx_->target->WriteAt(b, io.length, io.offset, what);
+}
+
+Status ExtentQueue::FinishRead(SegmentIo& op, RawIo& io) {
+  KVP_RETURN_IF_ERROR(Transferred(op, io));
   const std::byte* b = raw_->arena().buffer(io.buffer);
   format::SlotHeader h;
   Status s = format::DecodeSlotHeader(b, &h);
@@ -197,8 +231,8 @@ Status ExtentQueue::FinishRead(SegmentIo& op, const RawIo& io) {
   return Status::OK();
 }
 
-Status ExtentQueue::FinishWrite(SegmentIo& op, const RawIo& io, uint64_t write_id) {
-  Status s = TransferStatus(op, io);
+Status ExtentQueue::FinishWrite(SegmentIo& op, RawIo& io, uint64_t write_id) {
+  Status s = Transferred(op, io);
   format::SlotEntry e;
   e.write_id = write_id;  // free (length 0) unless the write landed
   if (s.ok() && !op.tag.chunk.IsZero()) {

@@ -15,7 +15,10 @@
 // between the file and op->buffer (a vectored transfer, raw_queue.h); the
 // header, and a last partial block, pass through the queue's bounce buffer.
 // Otherwise the whole payload is copied through the bounce buffer and
-// op->bounced is set.
+// op->bounced is set. A direct transfer the kernel refuses (EINVAL: memory
+// it reported it would take, it does not) is redone synchronously through
+// the bounce buffer, and the device bounces everything from then on
+// (ExtentContext::direct_refused).
 // Payload checksums are verified by the runner (core/device_runner.cc).
 #pragma once
 
@@ -27,6 +30,7 @@
 
 #include "format/layout.h"
 #include "tier/device.h"
+#include "tier/extent/block_target.h"
 #include "tier/extent/raw_queue.h"
 #include "tier/extent/slot_table.h"
 
@@ -44,6 +48,20 @@ struct ExtentContext {
   bool zero_copy = true;  // DeviceOptions::zero_copy
   // Caller memory at this alignment moves directly (BlockTarget::direct_alignment).
   size_t direct_alignment = 4096;
+  // Where a refused direct transfer is redone through the bounce buffer
+  // (BlockTarget::ReadAt / WriteAt). A transfer is redone only when both
+  // this and direct_refused are set; otherwise it fails.
+  BlockTarget* target = nullptr;
+  // Set, for good, by the first direct transfer the kernel refuses with
+  // EINVAL: its alignment report did not hold for this device. Every later
+  // transfer bounces. Null: never set.
+  std::atomic<bool>* direct_refused = nullptr;
+
+  // True while caller memory may move directly.
+  bool direct_allowed() const {
+    return zero_copy &&
+           (direct_refused == nullptr || !direct_refused->load(std::memory_order_relaxed));
+  }
 };
 
 class ExtentQueue final : public IoQueue {
@@ -65,9 +83,12 @@ class ExtentQueue final : public IoQueue {
   void RunWave(std::span<SegmentIo* const> ops);
   // Fills the bounce buffer and `io`; an error leaves the op out of the wave.
   Status Prepare(SegmentIo& op, uint32_t buffer, RawIo* io, uint64_t* write_id);
-  Status FinishRead(SegmentIo& op, const RawIo& io);
-  Status FinishWrite(SegmentIo& op, const RawIo& io, uint64_t write_id);
+  Status FinishRead(SegmentIo& op, RawIo& io);
+  Status FinishWrite(SegmentIo& op, RawIo& io, uint64_t write_id);
+  // The transfer's outcome, once a refused direct transfer is redone.
+  Status Transferred(SegmentIo& op, RawIo& io);
   Status TransferStatus(const SegmentIo& op, const RawIo& io) const;
+  Status RedoBounced(SegmentIo& op, RawIo& io);
 
   std::unique_ptr<RawQueue> raw_;
   const ExtentContext* ctx_;
