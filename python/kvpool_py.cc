@@ -384,11 +384,22 @@ class Pool {
   kvpool_shape shape_{};
 };
 
+// kvpool.Error ("invalid argument") for a name that is none of the three.
+kvpool_region_pages RegionPages(const std::string& name) {
+  if (name == "transparent") return KVPOOL_REGION_TRANSPARENT;
+  if (name == "hugetlb") return KVPOOL_REGION_HUGETLB;
+  if (name == "small") return KVPOOL_REGION_SMALL;
+  RaiseError(KVPOOL_INVALID_ARGUMENT,
+             "region_pages: '" + name + "' is not one of 'transparent', 'hugetlb', 'small'");
+}
+
 std::unique_ptr<Pool> Open(const std::string& target, const std::optional<std::string>& tenant,
-                           uint64_t shared_bytes, uint32_t timeout_ms, bool reconnect) {
+                           uint64_t shared_bytes, uint32_t timeout_ms, bool reconnect,
+                           const std::string& region_pages) {
   kvpool_params params = kvpool_default_params();
   if (tenant) params.tenant = tenant->c_str();
   params.shared_bytes = shared_bytes;
+  params.region_pages = RegionPages(region_pages);
   params.timeout_ms = timeout_ms;
   params.reconnect = reconnect;
   kvpool_pool* pool = nullptr;
@@ -481,8 +492,11 @@ PYBIND11_MODULE(kvpool, m) {
 
   m.def("open", &Open, py::arg("target"), py::arg("tenant") = py::none(),
         py::arg("shared_bytes") = 0, py::arg("timeout_ms") = 0, py::arg("reconnect") = true,
+        py::arg("region_pages") = "transparent",
         "Opens a pool: 'unix:PATH' connects to kvpoold, anything else is a TOML file opened "
-        "in-process. 0 means the default for shared_bytes and timeout_ms.");
+        "in-process. 0 means the default for shared_bytes and timeout_ms. region_pages: what "
+        "backs the daemon connection's shared region ('transparent' huge pages, 'hugetlb' "
+        "pages from vm.nr_hugepages, or 'small' 4 KiB pages).");
   m.def("namespace", &Namespace, py::arg("fingerprint"), py::arg("salt") = "",
         "The (hi, lo) namespace key of a model fingerprint and a tenant salt.");
   m.def("chain_keys", &ChainKeys, py::arg("ns"), py::arg("tokens"), py::arg("chunk_tokens"),

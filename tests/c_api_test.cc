@@ -193,6 +193,18 @@ TEST(CApiOpen, DefaultParams) {
   EXPECT_EQ(p.shared_bytes, 0u);
   EXPECT_EQ(p.timeout_ms, 0u);
   EXPECT_TRUE(p.reconnect);
+  EXPECT_EQ(p.region_pages, KVPOOL_REGION_TRANSPARENT);
+}
+
+TEST(CApiOpen, AnUnknownRegionPagesIsRefusedByName) {
+  TempDir dir;
+  const std::string address = "unix:" + dir.path() + "/no-daemon.sock";
+  kvpool_params params = kvpool_default_params();
+  params.region_pages = static_cast<kvpool_region_pages>(3);  // no such value
+  kvpool_pool* pool = nullptr;
+  EXPECT_EQ(kvpool_open(address.c_str(), &params, &pool), KVPOOL_INVALID_ARGUMENT);
+  EXPECT_EQ(pool, nullptr);
+  EXPECT_TRUE(Contains(kvpool_last_error(), "region_pages: 3")) << kvpool_last_error();
 }
 
 TEST(CApiStatus, NamesAndPerThreadLastError) {

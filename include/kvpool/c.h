@@ -61,11 +61,25 @@ typedef struct kvpool_chunk_key {
     uint64_t lo;
 } kvpool_chunk_key;
 
+/* The pages of a daemon connection's shared region (the memory of
+ * kvpool_alloc_shared, which the daemon's devices read into directly). On a
+ * VM a direct read into 4 KiB pages moves one DMA segment per page: about
+ * half as fast as into 2 MiB pages on this project's VMs (docs/daemon.md). */
+typedef enum kvpool_region_pages {
+    KVPOOL_REGION_TRANSPARENT = 0, /* advised for transparent huge pages; 2 MiB pages where
+                                      /sys/kernel/mm/transparent_hugepage/shmem_enabled
+                                      allows them, 4 KiB otherwise (default)           */
+    KVPOOL_REGION_HUGETLB     = 1, /* 2 MiB hugetlb pages (vm.nr_hugepages); TRANSPARENT,
+                                      with a warning, when not enough are free         */
+    KVPOOL_REGION_SMALL       = 2, /* 4 KiB pages                                      */
+} kvpool_region_pages;
+
 typedef struct kvpool_params {
     const char * tenant;       /* daemon: tenant name; NULL = "default"              */
     uint64_t     shared_bytes; /* daemon: bytes of the shared region; 0 = 256 MiB     */
     uint32_t     timeout_ms;   /* daemon: longest wait for an answer; 0 = 10000       */
     bool         reconnect;    /* daemon: reconnect after a lost connection          */
+    kvpool_region_pages region_pages; /* daemon: pages of the shared region; 0 = TRANSPARENT */
 } kvpool_params;
 
 typedef struct kvpool_shape {

@@ -67,6 +67,7 @@ struct kvpool_request {
 
 namespace {
 
+using kvpool::Result;
 using kvpool::Status;
 
 thread_local std::string t_last_error;
@@ -178,10 +179,25 @@ Status ToKvBuffer(const kvpool_kv_buffer* b, const char* name, uint32_t layers,
 
 uint32_t Layers(const kvpool_pool* pool) { return pool->impl->options().shape.layers; }
 
-kvpool::ClientOptions ToClientOptions(const kvpool_params& p) {
+Result<kvpool::RegionPages> ToRegionPages(kvpool_region_pages pages) {
+  switch (pages) {
+    case KVPOOL_REGION_TRANSPARENT:
+      return kvpool::RegionPages::kTransparent;
+    case KVPOOL_REGION_HUGETLB:
+      return kvpool::RegionPages::kHugetlb;
+    case KVPOOL_REGION_SMALL:
+      return kvpool::RegionPages::kSmall;
+  }
+  return Status::InvalidArgument("params->region_pages: " + std::to_string(int(pages)) +
+                                 " is not a kvpool_region_pages (0 TRANSPARENT, 1 HUGETLB, "
+                                 "2 SMALL)");
+}
+
+Result<kvpool::ClientOptions> ToClientOptions(const kvpool_params& p) {
   kvpool::ClientOptions o;
   if (p.tenant != nullptr) o.tenant = p.tenant;
   if (p.shared_bytes != 0) o.shared_bytes = p.shared_bytes;
+  KVP_ASSIGN_OR_RETURN(o.region_pages, ToRegionPages(p.region_pages));
   if (p.timeout_ms != 0) o.timeout_ms = p.timeout_ms;
   o.reconnect = p.reconnect;
   return o;
@@ -224,6 +240,7 @@ kvpool_params kvpool_default_params(void) {
   kvpool_params p;
   p.tenant = nullptr;
   p.shared_bytes = 0;
+  p.region_pages = KVPOOL_REGION_TRANSPARENT;
   p.timeout_ms = 0;
   p.reconnect = true;
   return p;
@@ -243,9 +260,9 @@ kvpool_status kvpool_open(const char* target, const kvpool_params* params, kvpoo
     KVP_C_RETURN_IF_ERROR(NotNull(out, "out"));
     *out = nullptr;
     KVP_C_RETURN_IF_ERROR(NotNull(target, "target"));
-    const kvpool::ClientOptions options =
-        ToClientOptions(params != nullptr ? *params : kvpool_default_params());
-    auto opened = kvpool::OpenPool(target, options);
+    auto options = ToClientOptions(params != nullptr ? *params : kvpool_default_params());
+    if (!options.ok()) return Report(options.status());
+    auto opened = kvpool::OpenPool(target, *options);
     if (!opened.ok()) return Report(opened.status());
     auto pool = std::make_unique<kvpool_pool>();
     pool->impl = std::move(opened).value();

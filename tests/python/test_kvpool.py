@@ -7,6 +7,7 @@ build directory; the numpy cases need python3-numpy.
 """
 
 import array
+import ctypes
 import gc
 import os
 import signal
@@ -417,6 +418,44 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(self.pool.lookup(keys), 1)
         del layers, part, view
         gc.collect()
+
+    def region_flags(self, view):
+        """The VmFlags of the mapping that holds `view` (/proc/self/smaps)."""
+        address = ctypes.addressof(ctypes.c_char.from_buffer(view))
+        with open("/proc/self/smaps") as f:
+            inside = False
+            for line in f:
+                head = line.split()[0]
+                if "-" in head and ":" not in head:
+                    lo, hi = (int(x, 16) for x in head.split("-"))
+                    inside = lo <= address < hi
+                elif inside and line.startswith("VmFlags:"):
+                    return line.split()[1:]
+        self.fail(f"no mapping holds {address:#x}")
+
+    def test_region_pages_choose_the_shared_regions_pages(self):
+        # MADV_HUGEPAGE shows as "hg", MADV_NOHUGEPAGE as "nh", hugetlb as "ht".
+        view = self.pool.alloc_shared(4 << 20)
+        self.assertIn("hg", self.region_flags(view), "the default is transparent huge pages")
+        del view
+        with kvpool.open("unix:" + self.socket, timeout_ms=5000, region_pages="small") as small:
+            view = small.alloc_shared(4 << 20)
+            flags = self.region_flags(view)
+            self.assertIn("nh", flags)
+            self.assertNotIn("hg", flags)
+            del view
+        with kvpool.open("unix:" + self.socket, timeout_ms=5000, shared_bytes=8 << 20,
+                         region_pages="hugetlb") as huge:
+            view = huge.alloc_shared(4 << 20)
+            flags = self.region_flags(view)
+            # hugetlb pages where enough are reserved and free, else transparent ones.
+            self.assertTrue("ht" in flags or "hg" in flags, flags)
+            del view
+        gc.collect()
+        with self.assertRaises(kvpool.Error) as caught:
+            kvpool.open("unix:" + self.socket, region_pages="huge")
+        self.assertEqual(caught.exception.status, "invalid argument")
+        self.assertIn("region_pages: 'huge'", caught.exception.message)
 
     def test_find_child_through_the_daemon(self):
         keys = self.keys(2, 3)
