@@ -28,6 +28,17 @@ uint64_t CapacityFor(const ModelShape& s, size_t chunks) {
   return uint64_t{s.SegmentBytes()} * s.layers * chunks;
 }
 
+// Opens (and closes) a pool whose only device is a psync extent at `path`
+// holding `capacity` bytes (default: 8 chunks of Tiny); returns how it went.
+Status OpenOneExtent(const std::string& path, uint64_t capacity = 0, bool reformat = false) {
+  PoolOptions o;
+  o.shape = Tiny();
+  o.devices.push_back(
+      ExtentOptions("ssd0", path, capacity != 0 ? capacity : CapacityFor(o.shape, 8), "psync"));
+  o.devices[0].reformat = reformat;
+  return Pool::Open(o).status();
+}
+
 // Two extents (+ one DRAM region when `dram`), each able to hold `chunks`
 // chunks. Engine "spdk": SPDK devices on the test namespaces (the second
 // one an extent file when only one namespace is given).
@@ -322,16 +333,13 @@ TEST(ExtentOpen, ANonEmptyFileThatIsNotAnExtentIsNotClobbered) {
   const std::string path = dir.path() + "/notes.txt";
   std::ofstream(path) << "precious user data\n";
   const uint64_t before = FileDigest(path);
-  PoolOptions o;
-  o.shape = Tiny();
-  o.devices.push_back(ExtentOptions("ssd0", path, CapacityFor(o.shape, 8), "psync"));
-  auto p = Pool::Open(o);
-  ASSERT_FALSE(p.ok());
-  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
+  Status s = OpenOneExtent(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(path), std::string::npos) << s.ToString();
   EXPECT_EQ(FileDigest(path), before);
-  o.devices[0].reformat = true;
-  EXPECT_NE(OpenPool(o), nullptr);
+  s = OpenOneExtent(path, 0, /*reformat=*/true);
+  EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
 TEST(ExtentOpen, AnAllZeroFileIsFormatted) {
@@ -350,14 +358,11 @@ TEST(ExtentOpen, TmpfsIsRefusedNamingThePath) {
     GTEST_SKIP() << "/dev/shm is not a tmpfs here";
   }
   const std::string path = "/dev/shm/kvpool-extent-test-" + std::to_string(::getpid());
-  PoolOptions o;
-  o.shape = Tiny();
-  o.devices.push_back(ExtentOptions("ssd0", path, CapacityFor(o.shape, 8), "psync"));
-  auto p = Pool::Open(o);
-  ASSERT_FALSE(p.ok());
-  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
-  EXPECT_NE(p.status().message().find("O_DIRECT"), std::string::npos) << p.status().ToString();
+  Status s = OpenOneExtent(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(path), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("O_DIRECT"), std::string::npos) << s.ToString();
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
@@ -366,19 +371,19 @@ TEST(ExtentOpen, TmpfsIsRefusedNamingThePath) {
 // name; a kernel that reports nothing is trusted with what open() allowed.
 TEST(ExtentOpen, DirectIoReportsThatCannotHoldAnExtentAreRefused) {
   const std::string path = "/mnt/data/kv.extent";
-  Status none = CheckDirectIo(true, 0, 0, "device 'ssd0'", path);
+  Status none = CheckDirectIo({true, 0, 0}, "device 'ssd0'", path);
   EXPECT_EQ(none.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(none.message().find("'" + path + "'"), std::string::npos) << none.ToString();
   EXPECT_NE(none.message().find("O_DIRECT"), std::string::npos) << none.ToString();
-  Status large = CheckDirectIo(true, 512, 16384, "device 'ssd0'", path);
+  Status large = CheckDirectIo({true, 512, 16384}, "device 'ssd0'", path);
   EXPECT_EQ(large.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(large.message().find("16384"), std::string::npos) << large.ToString();
   EXPECT_NE(large.message().find(path), std::string::npos) << large.ToString();
-  EXPECT_EQ(CheckDirectIo(false, 0, 8192, "device 'ssd0'", path).code(),
+  EXPECT_EQ(CheckDirectIo({false, 0, 8192}, "device 'ssd0'", path).code(),
             StatusCode::kInvalidArgument);  // a block device's logical block
-  EXPECT_TRUE(CheckDirectIo(true, 512, 512, "device 'ssd0'", path).ok());
-  EXPECT_TRUE(CheckDirectIo(true, 4, 4096, "device 'ssd0'", path).ok());
-  EXPECT_TRUE(CheckDirectIo(false, 0, 0, "device 'ssd0'", path).ok());
+  EXPECT_TRUE(CheckDirectIo({true, 512, 512}, "device 'ssd0'", path).ok());
+  EXPECT_TRUE(CheckDirectIo({true, 4, 4096}, "device 'ssd0'", path).ok());
+  EXPECT_TRUE(CheckDirectIo({false, 0, 0}, "device 'ssd0'", path).ok());
 }
 
 // ext4 mounted with data=journal accepts O_DIRECT and serves it from the
@@ -430,28 +435,21 @@ TEST(ExtentOpen, AFilesystemThatBuffersODirectIsRefused) {
     }
   }
   const std::string path = fs.mount() + "/kv.extent";
-  PoolOptions o;
-  o.shape = Tiny();
-  o.devices.push_back(ExtentOptions("ssd0", path, CapacityFor(o.shape, 8), "psync"));
-  auto p = Pool::Open(o);
-  ASSERT_FALSE(p.ok());
-  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
-  EXPECT_NE(p.status().message().find("does not support O_DIRECT"), std::string::npos)
-      << p.status().ToString();
+  Status s = OpenOneExtent(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(path), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("does not support O_DIRECT"), std::string::npos) << s.ToString();
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 TEST(ExtentOpen, CapacityBeyondFreeSpaceIsNoSpaceBeforeAnythingIsWritten) {
   TempDir dir;
   const std::string path = dir.path() + "/huge.extent";
-  PoolOptions o;
-  o.shape = Tiny();
-  o.devices.push_back(ExtentOptions("ssd0", path, 1ull << 50, "psync"));  // 1 PiB
-  auto p = Pool::Open(o);
-  ASSERT_FALSE(p.ok());
-  EXPECT_EQ(p.status().code(), StatusCode::kNoSpace) << p.status().ToString();
-  EXPECT_NE(p.status().message().find(path), std::string::npos) << p.status().ToString();
+  Status s = OpenOneExtent(path, 1ull << 50);  // 1 PiB
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kNoSpace) << s.ToString();
+  EXPECT_NE(s.message().find(path), std::string::npos) << s.ToString();
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 

@@ -122,7 +122,6 @@ class ZeroCopyTest : public ::testing::TestWithParam<std::string> {
   TempDir dir_;
   int opened_ = 0;        // each Open makes a new extent
   size_t alignment_ = 0;  // direct_alignment of the device opened last
-  size_t real_alignment_ = 0;  // the kernel's, under OverstatedAlignment
 };
 
 TEST_P(ZeroCopyTest, AlignedMemoryMovesDirectlyWholeBlocksOrNot) {
@@ -291,6 +290,7 @@ TEST_P(ZeroCopyTest, ADirectTransferTheKernelRefusesIsRedoneThroughTheBounceBuff
   DeviceOptions d = ExtentOptions("refused", dir_.path() + "/refused.extent",
                                   uint64_t{kCount} * (kPayload + 3 * format::kBlockBytes) + (1 << 20),
                                   GetParam());
+  size_t real_alignment = 0;  // the kernel's, under OverstatedAlignment
   auto open = [&]() -> std::unique_ptr<DeviceRunner> {
     auto plan = PlanExtent(d, kPayload);
     EXPECT_TRUE(plan.ok()) << plan.status().ToString();
@@ -298,7 +298,7 @@ TEST_P(ZeroCopyTest, ADirectTransferTheKernelRefusesIsRedoneThroughTheBounceBuff
     auto file = ExtentFile::Open(d, plan->layout.total_bytes);
     EXPECT_TRUE(file.ok()) << file.status().ToString();
     if (!file.ok()) return nullptr;
-    real_alignment_ = (*file)->direct_alignment();
+    real_alignment = (*file)->direct_alignment();
     auto dev = OpenExtentOnTarget(d, *plan, std::make_unique<OverstatedAlignment>(std::move(*file)),
                                   kPoolId, ExtentTuning{});
     EXPECT_TRUE(dev.ok()) << dev.status().ToString();
@@ -314,7 +314,7 @@ TEST_P(ZeroCopyTest, ADirectTransferTheKernelRefusesIsRedoneThroughTheBounceBuff
   {
     auto runner = open();
     ASSERT_TRUE(runner);
-    if (real_alignment_ == 1) GTEST_SKIP() << "this file takes byte-aligned O_DIRECT memory";
+    if (real_alignment == 1) GTEST_SKIP() << "this file takes byte-aligned O_DIRECT memory";
     EXPECT_EQ(runner->device().direct_alignment(), 1u);
     Status s = waiter.Run(*runner, w);
     ASSERT_TRUE(s.ok()) << s.ToString();

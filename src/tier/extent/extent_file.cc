@@ -57,15 +57,6 @@ Status CheckNotMemoryFs(const std::string& what, const std::string& path,
   return Status::OK();
 }
 
-// What the kernel reports of O_DIRECT on `fd`: statx STATX_DIOALIGN (files
-// on ext4/xfs since Linux 6.1, block devices since 6.11), and for block
-// devices the logical block size (BLKSSZGET) when statx does not say.
-struct DirectIoReport {
-  bool reported = false;        // statx answered STATX_DIOALIGN
-  size_t memory_alignment = 0;  // 0: no direct I/O on this file (when reported)
-  size_t offset_alignment = 0;  // 0: unknown, or no direct I/O (when reported)
-};
-
 DirectIoReport QueryDirectIo(int fd, bool block_device) {
   DirectIoReport r;
 #ifdef STATX_DIOALIGN
@@ -96,18 +87,18 @@ size_t MemoryAlignment(const DirectIoReport& r) {
 
 }  // namespace
 
-Status CheckDirectIo(bool reported, size_t memory_alignment, size_t offset_alignment,
-                     const std::string& what, const std::string& path) {
-  if (reported && (memory_alignment == 0 || offset_alignment == 0)) {
+Status CheckDirectIo(const DirectIoReport& report, const std::string& what,
+                     const std::string& path) {
+  if (report.reported && (report.memory_alignment == 0 || report.offset_alignment == 0)) {
     return NotDirect(what, path,
                      "does not support O_DIRECT: the kernel reports no direct I/O alignment for it "
                      "(statx STATX_DIOALIGN), so reads and writes would go through the page "
                      "cache (ext4 with data=journal is one such filesystem)");
   }
-  if (offset_alignment > format::kBlockBytes) {
+  if (report.offset_alignment > format::kBlockBytes) {
     return Status::InvalidArgument(
         what + ": '" + path + "' takes O_DIRECT transfers only in multiples of " +
-        std::to_string(offset_alignment) + " bytes; the extent format's block is " +
+        std::to_string(report.offset_alignment) + " bytes; the extent format's block is " +
         std::to_string(format::kBlockBytes) +
         " bytes: place the extent on a device or filesystem with blocks of 4096 bytes or less");
   }
@@ -192,7 +183,7 @@ Status ExtentFile::Create(const DeviceOptions& options, uint64_t need_bytes) {
     return OpenError(err, what_, path_);
   }
   created_ = true;
-  Status direct = CheckDirectIo();
+  Status direct = TakeDirectIoReport();
   if (!direct.ok()) {
     ::unlink(path_.c_str());
     return direct;
@@ -210,7 +201,7 @@ Status ExtentFile::OpenExisting(bool block_device) {
   int flags = O_RDWR | O_DIRECT | O_CLOEXEC | (block_device_ ? O_EXCL : 0);
   fd_ = ::open(path_.c_str(), flags);
   if (fd_ < 0) return OpenError(errno, what_, path_);
-  KVP_RETURN_IF_ERROR(CheckDirectIo());
+  KVP_RETURN_IF_ERROR(TakeDirectIoReport());
   KVP_RETURN_IF_ERROR(Lock());
   if (block_device_) {
     if (::ioctl(fd_, BLKGETSIZE64, &size_) != 0) {
@@ -224,10 +215,9 @@ Status ExtentFile::OpenExisting(bool block_device) {
   return Status::OK();
 }
 
-Status ExtentFile::CheckDirectIo() {
+Status ExtentFile::TakeDirectIoReport() {
   const DirectIoReport r = QueryDirectIo(fd_, block_device_);
-  KVP_RETURN_IF_ERROR(
-      kvpool::CheckDirectIo(r.reported, r.memory_alignment, r.offset_alignment, what_, path_));
+  KVP_RETURN_IF_ERROR(CheckDirectIo(r, what_, path_));
   direct_alignment_ = MemoryAlignment(r);
   return Status::OK();
 }

@@ -21,12 +21,21 @@
 
 namespace kvpool {
 
-// Refuses, naming `path`, a file the kernel reports (statx STATX_DIOALIGN:
-// `reported`) as taking no direct I/O (an alignment of 0), and one whose
-// O_DIRECT offsets must be multiples of more than the format's 4096-byte
-// block (`offset_alignment`; 0 when unknown). InvalidArgument either way.
-Status CheckDirectIo(bool reported, size_t memory_alignment, size_t offset_alignment,
-                     const std::string& what, const std::string& path);
+// What the kernel reports of O_DIRECT on a descriptor: statx
+// STATX_DIOALIGN (files on ext4/xfs since Linux 6.1, block devices since
+// 6.11), and for block devices the logical block size (BLKSSZGET) when statx
+// does not say.
+struct DirectIoReport {
+  bool reported = false;        // statx answered STATX_DIOALIGN
+  size_t memory_alignment = 0;  // 0: no direct I/O on this file (when reported)
+  size_t offset_alignment = 0;  // 0: unknown, or no direct I/O (when reported)
+};
+
+// Refuses, naming `path`, a file the kernel reports as taking no direct I/O
+// (an alignment of 0), and one whose O_DIRECT offsets must be multiples of
+// more than the format's 4096-byte block. InvalidArgument either way.
+Status CheckDirectIo(const DirectIoReport& report, const std::string& what,
+                     const std::string& path);
 
 class ExtentFile final : public BlockTarget {
  public:
@@ -74,9 +83,9 @@ class ExtentFile final : public BlockTarget {
   ExtentFile() = default;
   Status OpenExisting(bool block_device);
   Status Create(const DeviceOptions& options, uint64_t need_bytes);
-  // Checks what the kernel reports of O_DIRECT on fd_ (the free
-  // CheckDirectIo) and takes direct_alignment_ from it.
-  Status CheckDirectIo();
+  // Checks what the kernel reports of O_DIRECT on fd_ (CheckDirectIo) and
+  // takes direct_alignment_ from it.
+  Status TakeDirectIoReport();
   Status Lock();
 
   int fd_ = -1;
